@@ -1,0 +1,71 @@
+"""The embedded default model `builtin:tiny-llama`: a small random Llama and a shipped tokenizer, no download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_MODELS = ("tiny-llama",)
+ASSETS = Path(__file__).resolve().parent / "assets"
+BUILD_VERSION = "v1"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{% if m['role'] == 'assistant' %}</s>"
+    "{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+TINY_CONFIG = dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4,
+                   num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
+                   tie_word_embeddings=False)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LF_TUI_CACHE") or Path.home() / ".cache" / "lf-tui")
+
+
+def is_builtin(name: str) -> bool:
+    return name.startswith(BUILTIN_PREFIX)
+
+
+def builtin_path(name: str) -> Path:
+    """The folder of a built-in model, building it on first use (deterministic: seed 0)."""
+    short = name[len(BUILTIN_PREFIX):]
+    if short not in BUILTIN_MODELS:
+        from engine.errors import EngineError
+
+        raise EngineError("model", f"unknown built-in model {name!r}",
+                          f"built-in models: {', '.join(BUILTIN_PREFIX + m for m in BUILTIN_MODELS)}")
+    target = cache_dir() / "builtin" / f"{short}-{BUILD_VERSION}"
+    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{short}-", dir=target.parent))
+    try:
+        build_tiny_llama(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process built it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def build_tiny_llama(folder: Path) -> None:
+    """Write a random-weight Llama and its tokenizer to `folder` with save_pretrained."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(ASSETS / "tiny_tokenizer.json"), bos_token="<s>",
+                                        eos_token="</s>", pad_token="<pad>", model_max_length=2048)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_CONFIG)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    torch.random.set_rng_state(generator_state)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

@@ -1,0 +1,22 @@
+"""Errors the engine reports to users: a kind, a message and a hint (never a bare traceback)."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """A failure with a user-facing explanation; kinds: config, data, model, unsupported_hardware, oom, internal."""
+
+    def __init__(self, kind: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+
+
+class DataError(EngineError):
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__("data", message, hint)
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when a cancel was requested (handled, not an error)."""

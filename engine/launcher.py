@@ -1,0 +1,154 @@
+"""Starts the engine as a detached subprocess and reads its events (from the pipe, or by following the file)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engine.protocol import TERMINAL_TYPES, Event, EventReader
+from engine.run_store import LOG, RunDir
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> list[str]:
+    """The engine's argument list (never a shell string)."""
+    cmd = [sys.executable, "-m", "engine", "run", str(run.path)]
+    if events_fd is not None:
+        cmd += ["--events-fd", str(events_fd)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class EngineProcess:
+    """A running engine: its events, and a way to cancel it."""
+
+    def __init__(self, run: RunDir, popen: subprocess.Popen[bytes], events: object | None):
+        self.run = run
+        self.popen = popen
+        self._events = events
+        self.reader = EventReader()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def events(self) -> Iterator[Event]:
+        """Events from the pipe until the engine closes it (blocking: call from a worker thread)."""
+        if self._events is None:
+            yield from follow_events(self.run, reader=self.reader)
+            return
+        with self._events as fh:  # type: ignore[attr-defined]
+            for line in fh:  # a binary readline has no line-length limit
+                event = self.reader.feed(line)
+                if event is not None:
+                    yield event
+
+    def cancel(self) -> None:
+        """Ask the engine to stop at the next step boundary (it saves a checkpoint)."""
+        try:
+            if self.popen.stdin and not self.popen.stdin.closed:
+                self.popen.stdin.write(b"cancel\n")
+                self.popen.stdin.flush()
+                return
+        except (BrokenPipeError, OSError):
+            pass
+        cancel_pid(self.pid)
+
+    def detach(self) -> None:
+        """Stop reading; the engine keeps running (stdin EOF is not a cancel)."""
+        for stream in (self.popen.stdin, self._events):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except Exception:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
+
+
+def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EngineProcess:
+    """Start the engine on a run folder in its own session, with no terminal stdin."""
+    log = open(run.file(LOG), "ab")
+    read_fd = write_fd = None
+    if pipe:
+        read_fd, write_fd = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            engine_command(run, write_fd, resume),
+            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_fd,) if write_fd is not None else (),
+            start_new_session=True,
+            cwd=str(run.path.resolve()),
+            env=_env(),
+            close_fds=True,
+        )
+    finally:
+        log.close()
+        if write_fd is not None:
+            os.close(write_fd)
+    events = os.fdopen(read_fd, "rb") if read_fd is not None else None
+    return EngineProcess(run, popen, events)
+
+
+def cancel_pid(pid: int) -> bool:
+    """Send SIGTERM (the engine treats it as cancel); False when the process is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: float = 0.2,
+                  stop: Callable[[], bool] = lambda: False, follow: bool = True) -> Iterator[Event]:
+    """Replay a run's events.jsonl, then follow it until a terminal event or the engine is gone."""
+    reader = reader or EventReader()
+    buffer = b""
+    position = 0
+    idle_checks = 0
+    while not stop():
+        try:
+            with open(run.events_path, "rb") as fh:
+                fh.seek(position)
+                chunk = fh.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            position += len(chunk)
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
+                    if event.type in TERMINAL_TYPES:
+                        return
+            idle_checks = 0
+            continue
+        if not follow:
+            break
+        idle_checks += 1
+        if idle_checks % 5 == 0 and not run.engine_alive() and run.engine_info():
+            break  # engine gone without a terminal event: crashed
+        time.sleep(poll_s)
+    if buffer.strip():
+        event = reader.feed(buffer)  # a last line without newline: parsed if whole, counted if truncated
+        if event is not None:
+            yield event

@@ -1,0 +1,181 @@
+"""The versioned event protocol between the engine and its readers: typed events, encoder, tolerant parser.
+
+Rules: one JSON object per line; the first event (`run_started`) carries `protocol`; a reader refuses a
+protocol version it does not know; event types and fields are only ever added; an unknown type or a
+garbage/truncated line is skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Iterable, Iterator
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+
+@dataclass(slots=True)
+class Event:
+    """Base of every event; `ts` is seconds since the epoch."""
+
+    type: ClassVar[str] = ""
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+    def to_line(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
+
+
+@dataclass(slots=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    run_id: str = ""
+    method: str = ""
+    base_model: str = ""
+    device: str = ""
+    trainable_params: int = 0
+    total_params: int = 0
+    train_examples: int = 0
+    eval_examples: int = 0
+    total_steps: int = 0
+    config_hash: str = ""
+    protocol: int = PROTOCOL_VERSION
+    pid: int = 0
+    resumed_from_step: int = 0
+    nvml: str = ""
+    precision: str = "fp32"
+    padding_reduction: str = "off"
+    truncated_examples: int = 0
+
+
+@dataclass(slots=True)
+class Step(Event):
+    type: ClassVar[str] = "step"
+    step: int = 0
+    epoch: float = 0.0
+    loss: float = 0.0
+    learning_rate: float = 0.0
+    grad_norm: float | None = None
+    tokens_per_s: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    total_steps: int = 0
+
+
+@dataclass(slots=True)
+class Eval(Event):
+    type: ClassVar[str] = "eval"
+    step: int = 0
+    eval_loss: float = 0.0
+    perplexity: float = 0.0
+
+
+@dataclass(slots=True)
+class System(Event):
+    type: ClassVar[str] = "system"
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    cpu_percent: float = 0.0
+    rss_mb: float = 0.0
+    ram_used_mb: float = 0.0
+    ram_total_mb: float = 0.0
+
+
+@dataclass(slots=True)
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    step: int = 0
+    path: str = ""
+
+
+@dataclass(slots=True)
+class Log(Event):
+    type: ClassVar[str] = "log"
+    level: str = "info"
+    message: str = ""
+
+
+@dataclass(slots=True)
+class Finished(Event):
+    type: ClassVar[str] = "finished"
+    status: str = "completed"  # completed | cancelled | failed
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Error(Event):
+    type: ClassVar[str] = "error"
+    kind: str = "internal"
+    message: str = ""
+    hint: str = ""
+    traceback: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (RunStarted, Step, Eval, System, Checkpoint, Log, Finished, Error)
+}
+_FIELDS: dict[str, frozenset[str]] = {k: frozenset(f.name for f in fields(v)) for k, v in EVENT_TYPES.items()}
+TERMINAL_TYPES = frozenset({"finished", "error"})
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid event."""
+
+
+class UnsupportedProtocol(Exception):
+    """The stream speaks a protocol version this reader does not know."""
+
+
+def parse_event(line: str | bytes) -> Event:
+    """Parse one line into its typed event; raise ProtocolError for anything else."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("not a JSON object")
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown event type {kind!r}")
+    known = _FIELDS[kind]
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise ProtocolError(f"bad {kind} event: {exc}") from None
+
+
+@dataclass
+class EventReader:
+    """Parses a stream line by line, skipping and counting what it cannot use."""
+
+    skipped: int = 0
+    last_problem: str = ""
+    protocol: int | None = None
+
+    def feed(self, line: str | bytes) -> Event | None:
+        if not line.strip():
+            return None
+        try:
+            event = parse_event(line)
+        except ProtocolError as exc:
+            self.skipped += 1
+            self.last_problem = str(exc)
+            return None
+        if isinstance(event, RunStarted):
+            if event.protocol not in SUPPORTED_VERSIONS:
+                raise UnsupportedProtocol(
+                    f"the engine speaks event protocol {event.protocol}; this lf-tui reads "
+                    f"{sorted(SUPPORTED_VERSIONS)}: upgrade lf-tui"
+                )
+            self.protocol = event.protocol
+        return event
+
+    def feed_all(self, lines: Iterable[str | bytes]) -> Iterator[Event]:
+        for line in lines:
+            event = self.feed(line)
+            if event is not None:
+                yield event

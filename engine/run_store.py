@@ -1,0 +1,239 @@
+"""The run store: one folder per run, atomic writes, and status read back tolerantly (never a crash)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.protocol import EventReader, Finished, RunStarted, Step, UnsupportedProtocol
+from methods.config_file import write_json
+
+ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
+CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
+    "config.json", "meta.json", "engine.json", "events.jsonl", "summary.json", "engine.log")
+STARTING_GRACE_S = 60.0
+
+
+class RunNotFound(LookupError):
+    """No run matches the id or path."""
+
+
+def default_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--runs-dir, else $LF_TUI_RUNS_DIR, else ./runs."""
+    return Path(explicit or os.environ.get(ENV_RUNS_DIR) or "runs")
+
+
+def new_run_id(method: str, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
+    return f"{stamp}-{method}-{secrets.token_hex(2)}"
+
+
+def read_json(path: Path) -> Any:
+    """JSON of a file, or None when it is missing or corrupt."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def process_alive(pid: int, create_time: float | None) -> bool:
+    """True when `pid` runs and (if known) is the same process that started at `create_time`."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return create_time is None or abs(proc.create_time() - create_time) < 1.0
+    except Exception:
+        return False
+
+
+@dataclass
+class RunInfo:
+    """What the store knows of one run, for listings."""
+
+    run_id: str
+    path: Path
+    status: str = "unknown"  # starting | running | completed | cancelled | failed | crashed | corrupt
+    method: str = ""
+    base_model: str = ""
+    started: float | None = None
+    steps: int = 0
+    total_steps: int = 0
+    final_loss: float | None = None
+    best_loss: float | None = None
+    best_eval_loss: float | None = None
+    duration_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+    trust_remote_code: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+class RunDir:
+    """One run's folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.run_id = self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.path / "weights"
+
+    def config(self) -> dict[str, Any] | None:
+        return read_json(self.file(CONFIG))
+
+    def meta(self) -> dict[str, Any]:
+        return read_json(self.file(META)) or {}
+
+    def summary(self) -> dict[str, Any] | None:
+        return read_json(self.file(SUMMARY))
+
+    def engine_info(self) -> dict[str, Any]:
+        return read_json(self.file(ENGINE)) or {}
+
+    def latest_checkpoint(self) -> Path | None:
+        if not self.checkpoints_dir.is_dir():
+            return None
+        done = [p for p in self.checkpoints_dir.glob("step-*") if (p / "trainer_state.json").is_file()]
+        return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+    def engine_alive(self) -> bool:
+        info = self.engine_info()
+        return process_alive(int(info.get("pid") or 0), info.get("create_time"))
+
+    def info(self) -> RunInfo:
+        """Read status and figures; tolerate every missing or corrupt file, reporting it in `problems`."""
+        meta, summary = self.meta(), self.summary()
+        info = RunInfo(self.run_id, self.path, method=meta.get("method", ""), base_model=meta.get("base_model", ""),
+                       started=meta.get("created"), trust_remote_code=bool(meta.get("trust_remote_code")))
+        if not meta:
+            info.problems.append("meta.json missing or corrupt")
+        reader, terminal, best_loss = EventReader(), None, None
+        try:
+            with open(self.events_path, "rb") as fh:
+                for event in reader.feed_all(fh):
+                    if isinstance(event, Step):
+                        info.steps, info.final_loss, info.total_steps = event.step, event.loss, event.total_steps
+                        best_loss = event.loss if best_loss is None else min(best_loss, event.loss)
+                        info.duration_s = event.elapsed_s
+                    elif isinstance(event, RunStarted):
+                        info.method = info.method or event.method
+                        info.base_model = info.base_model or event.base_model
+                        info.total_steps = event.total_steps
+                    elif event.type in ("finished", "error"):
+                        terminal = event
+        except FileNotFoundError:
+            if meta:
+                info.problems.append("events.jsonl missing")
+        except (OSError, UnsupportedProtocol) as exc:
+            info.problems.append(str(exc))
+        if reader.skipped:
+            info.problems.append(f"{reader.skipped} unreadable event line(s) skipped")
+        info.best_loss = best_loss
+        if summary is not None:
+            info.status = summary.get("status", "completed")
+            info.best_eval_loss = summary.get("best_eval_loss")
+            info.duration_s = summary.get("training_time_s", info.duration_s)
+            info.final_loss = summary.get("final_loss", info.final_loss)
+        elif isinstance(terminal, Finished):
+            info.status = terminal.status
+            info.problems.append("summary.json missing")
+        elif terminal is not None:
+            info.status = "failed"
+        elif self.engine_alive():
+            info.status = "running"
+        elif not self.engine_info() and info.started and time.time() - info.started < STARTING_GRACE_S:
+            info.status = "starting"
+        elif not meta and not self.events_path.exists():
+            info.status = "corrupt"
+        else:
+            info.status = "crashed"
+        return info
+
+
+class RunStore:
+    """The folder holding every run."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None):
+        self.root = default_runs_dir(root)
+
+    def create(self, method: str, config: dict[str, Any], meta: dict[str, Any] | None = None) -> RunDir:
+        """Make a new run folder with its resolved config; the id is unique even for runs started together."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = new_run_id(method)
+            try:
+                (self.root / run_id).mkdir()
+                break
+            except FileExistsError:
+                continue
+        run = RunDir(self.root / run_id)
+        write_json(run.file(CONFIG), redact(config))
+        write_json(run.file(META), {"run_id": run_id, "method": method, "created": time.time(),
+                                    "base_model": config.get("base_model", ""), **(meta or {})})
+        return run
+
+    def list(self) -> list[RunInfo]:
+        """Every run, newest first; foreign files and broken folders are listed or skipped, never fatal."""
+        if not self.root.is_dir():
+            return []
+        infos = []
+        for child in self.root.iterdir():
+            if not child.is_dir() or child.name.startswith("."):
+                continue
+            try:
+                infos.append(RunDir(child).info())
+            except Exception as exc:  # a broken folder must not break the listing
+                infos.append(RunInfo(child.name, child, status="corrupt", problems=[repr(exc)]))
+        return sorted(infos, key=lambda i: (i.started or 0, i.run_id), reverse=True)
+
+    def resolve(self, id_or_path: str) -> RunDir:
+        """A run by folder path, exact id, or unique id prefix."""
+        p = Path(id_or_path)
+        if p.is_dir() and ((p / META).exists() or (p / EVENTS).exists() or (p / CONFIG).exists()):
+            return RunDir(p)
+        if (self.root / id_or_path).is_dir():
+            return RunDir(self.root / id_or_path)
+        matches = [c for c in self.root.glob(f"{id_or_path}*") if c.is_dir()] if self.root.is_dir() else []
+        if len(matches) == 1:
+            return RunDir(matches[0])
+        if len(matches) > 1:
+            raise RunNotFound(f"{id_or_path!r} matches {len(matches)} runs in {self.root}; give more of the id")
+        raise RunNotFound(f"no run {id_or_path!r} in {self.root} (see `lf-tui runs`)")
+
+
+SECRET_KEYS = ("api_key", "token", "secret", "password", "wandb_key")
+
+
+def redact(data: Any) -> Any:
+    """Copy of a config with values of secret-looking keys replaced."""
+    if isinstance(data, dict):
+        return {k: ("<redacted>" if any(s in str(k).lower() for s in SECRET_KEYS) and v else redact(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v) for v in data]
+    return data

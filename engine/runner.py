@@ -1,0 +1,187 @@
+"""One training run, top to bottom: setup -> build -> data -> fit -> validate -> save, with every end reported."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine.control import Control
+from engine.emitter import Emitter
+from engine.errors import Cancelled, EngineError
+from engine.protocol import Error, Finished, Log, RunStarted
+from engine.run_store import ENGINE, SUMMARY, RunDir
+from methods.catalogue import get_catalogue
+from methods.config_file import write_json
+from methods.validation import validate_config
+
+
+class MethodContext:
+    """What a method implementation may use from the engine (methods import nothing of ours)."""
+
+    def __init__(self, cfg: Any, runtime: Any, log: Any):
+        from engine import models
+
+        self.cfg, self.runtime, self._log, self._models = cfg, runtime, log, models
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._log(level, message)
+
+    def fail(self, kind: str, message: str, hint: str = "") -> EngineError:
+        return EngineError(kind, message, hint)
+
+    def load_base_model(self, **kwargs: Any) -> Any:
+        return self._models.load_base_model(self.cfg, self.runtime, **kwargs)
+
+    def check_target_modules(self, model: Any, target: Any) -> None:
+        self._models.check_target_modules(model, target)
+
+
+def load_run_config(run: RunDir) -> Any:
+    document = run.config()
+    if document is None:
+        raise EngineError("config", f"{run.file('config.json')}: missing or not JSON")
+    resolved = validate_config({"method_config": document})
+    if not resolved.report.ok:
+        raise EngineError("config", "; ".join(e.render() for e in resolved.report.errors))
+    return resolved.config
+
+
+def config_hash(cfg: Any) -> str:
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, Any]:
+    """Tokenizer, adapted model and the method's implementation module."""
+    import torch
+
+    from engine.models import load_base_model, load_tokenizer
+
+    torch.manual_seed(cfg.training.seed)
+    impl = get_catalogue().get(cfg.method_name).implementation()
+    ctx = MethodContext(cfg, runtime, log)
+    tokenizer = load_tokenizer(cfg)
+    model = impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
+    if cfg.hardware.gradient_checkpointing and cfg.method_name != "qlora":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model = impl.apply(model, cfg, ctx)
+    if not any(p.device.type == runtime.device.type for p in model.parameters()) or runtime.device.type != "cpu":
+        if cfg.method_name != "qlora":
+            model.to(runtime.device)
+    return tokenizer, model, impl
+
+
+def run(run_dir: Path, events_fd: int | None = None, resume: bool = False) -> int:
+    run = RunDir(run_dir)
+    import psutil
+
+    write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                  "started": time.time()})
+    emitter = Emitter(run.events_path, events_fd)
+    control = Control()
+    control.install()
+
+    def log(level: str, message: str) -> None:
+        emitter.emit(Log(level=level, message=message))
+
+    monitor = None
+    started = time.perf_counter()
+    trainer = None
+    try:
+        cfg = load_run_config(run)
+        from engine.monitor import SystemMonitor
+
+        monitor = SystemMonitor(emitter.emit, cfg.monitoring.system_interval_s)
+        trainer = _setup(run, cfg, emitter, control, log, monitor, resume)
+        monitor.start()
+        trainer.fit()
+        eval_loss = trainer.evaluate()
+        trainer.impl.save(trainer.model, run.weights_dir)
+        log("info", f"saved trained weights to {run.weights_dir}")
+        return _finish(run, emitter, trainer, monitor, "completed", started, {"final_eval_loss": eval_loss})
+    except Cancelled as exc:
+        log("warning", f"cancelled ({exc}); checkpoint saved")
+        return _finish(run, emitter, trainer, monitor, "cancelled", started, {})
+    except EngineError as exc:
+        emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
+        return _finish(run, emitter, trainer, monitor, "failed", started, {"error": exc.message})
+    except Exception as exc:
+        kind, hint = _classify(exc)
+        emitter.emit(Error(kind=kind, message=f"{type(exc).__name__}: {exc}"[:2000], hint=hint,
+                           traceback="".join(traceback.format_exc().splitlines(True)[-15:])))
+        return _finish(run, emitter, trainer, monitor, "failed", started, {"error": str(exc)[:500]})
+    finally:
+        emitter.close()
+
+
+def _classify(exc: Exception) -> tuple[str, str]:
+    text = str(exc).lower()
+    if "out of memory" in text or type(exc).__name__ == "OutOfMemoryError":
+        return "oom", ("reduce training.batch_size or max_seq_length, set hardware.gradient_checkpointing, "
+                       "or use QLoRA")
+    return "internal", "this looks like a bug in lf-tui or a library: the traceback is in engine.log"
+
+
+def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, monitor: Any, resume: bool) -> Any:
+    from engine.batching import pick_padding_reduction
+    from engine.data import prepare
+    from engine.data_files import SAMPLE_DATASET
+    from engine.external_loggers import make_external_logger
+    from engine.models import count_parameters, resolve_runtime
+    from engine.trainer import Trainer
+
+    runtime = resolve_runtime(cfg)
+    for note in runtime.notes:
+        log("warning", note)
+    tokenizer, model, impl = build(cfg, runtime, log)
+    meta = run.meta()
+    data = prepare(tokenizer, meta.get("dataset") or str(SAMPLE_DATASET), cfg.data, cfg.training.max_seq_length,
+                   cfg.training.seed, meta.get("eval_dataset"))
+    for note in data.notes:
+        log("warning", note)
+    mode = pick_padding_reduction(cfg.training.padding_reduction, runtime.device.type)
+    external, close_external = make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log)
+    trainer = Trainer(model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit,
+                      control, run.checkpoints_dir, external)
+    trainer.close_external = close_external
+    resumed = 0
+    if resume:
+        checkpoint = run.latest_checkpoint()
+        if checkpoint is None:
+            raise EngineError("resume", f"{run.path}: no complete checkpoint to resume from",
+                              "start a new run with the same config instead")
+        trainer.resume_from(checkpoint)
+        resumed = trainer.state.step
+        log("info", f"resuming from {checkpoint.name}")
+    trainable, total = count_parameters(model)
+    emitter.emit(RunStarted(run_id=run.run_id, method=cfg.method_name, base_model=cfg.base_model,
+                            device=str(runtime.device), trainable_params=trainable, total_params=total,
+                            train_examples=len(data.train), eval_examples=len(data.eval),
+                            total_steps=trainer.total_steps, config_hash=config_hash(cfg), pid=os.getpid(),
+                            resumed_from_step=resumed, nvml=monitor.nvml_note, precision=runtime.precision,
+                            padding_reduction=mode, truncated_examples=data.truncated))
+    return trainer
+
+
+def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: str, started: float,
+            extra: dict[str, Any]) -> int:
+    from engine.summary import build_summary
+
+    if monitor is not None:
+        monitor.stop()
+    state = trainer.state if trainer is not None else None
+    peak = monitor.peak_gpu_mb or monitor.peak_rss_mb if monitor is not None else 0.0
+    summary = build_summary(status=status, total_steps=state.step if state else 0,
+                            losses=state.losses if state else [], eval_losses=state.eval_losses if state else [],
+                            training_time_s=time.perf_counter() - started, peak_memory_mb=peak, extra=extra)
+    if trainer is not None and getattr(trainer, "close_external", None):
+        trainer.close_external()
+    write_json(run.file(SUMMARY), summary)
+    emitter.emit(Finished(status=status, summary=summary))
+    return {"completed": 0, "cancelled": 130}.get(status, 1)

@@ -1,0 +1,182 @@
+"""`lf-tui train`, `quick-train` and `attach`: start or follow a run and show it live (Rich) or as plain lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Iterable
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from engine.launcher import follow_events, launch
+from engine.protocol import Event, Finished, Step, UnsupportedProtocol
+from engine.run_store import RunNotFound, RunStore
+from lf_tui.formatting import count, duration, number
+from lf_tui.run_model import RunModel
+from lf_tui.run_setup import RunSetupError, config_for_quick_train, config_for_train, create_run
+
+EXIT = {"completed": 0, "cancelled": 130}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    err = Console(stderr=True, highlight=False)
+    store = RunStore(args.runs_dir)
+    if args.resume:
+        try:
+            run = store.resolve(args.resume)
+        except RunNotFound as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            return 2
+        if run.info().status == "running":
+            err.print(f"[red]error:[/red] run {run.run_id} is still running; `lf-tui attach {run.run_id}` to watch it")
+            return 2
+        if run.latest_checkpoint() is None:
+            err.print(f"[red]error:[/red] run {run.run_id} has no complete checkpoint to resume from")
+            return 2
+        return _start(run, args, resume=True)
+    if not args.config:
+        err.print("[red]error:[/red] give --config FILE (or --resume RUN); `lf-tui quick-train` uses the defaults")
+        return 2
+    try:
+        resolved = config_for_train(args.config, args.method, max_steps=args.max_steps)
+    except RunSetupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return exc.exit_code
+    return _create_and_start(store, resolved, args)
+
+
+def cmd_quick_train(args: argparse.Namespace) -> int:
+    resolved, note = config_for_quick_train(args.method, args.base_model, max_steps=args.max_steps)
+    if note:
+        Console(stderr=True, highlight=False).print(f"[dim]{note}[/dim]")
+    return _create_and_start(RunStore(args.runs_dir), resolved, args)
+
+
+def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace) -> int:
+    from lf_tui.cli_config import print_report
+
+    err = Console(stderr=True, highlight=False)
+    if not resolved.report.ok:
+        print_report(err, resolved.report)
+        return 1
+    for warning in resolved.report.warnings:
+        err.print(f"[yellow]warning[/yellow] {warning.render()}")
+    try:
+        run = create_run(store, resolved.config, args.dataset, args.eval_dataset)
+    except RunSetupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return exc.exit_code
+    return _start(run, args, resume=False)
+
+
+def _start(run: Any, args: argparse.Namespace, resume: bool) -> int:
+    console = Console(highlight=False)
+    proc = launch(run, resume=resume, pipe=not args.detach)
+    if args.detach:
+        console.print(f"started run {run.run_id} (pid {proc.pid}) in {run.path}; `lf-tui attach {run.run_id}` to watch")
+        return 0
+    console.print(f"run {run.run_id} in {run.path}")
+    return watch(proc.events(), plain=args.plain or not sys.stdout.isatty(), on_interrupt=proc.cancel,
+                 interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to detach)")
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    try:
+        run = RunStore(args.runs_dir).resolve(args.run)
+    except RunNotFound as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        return 2
+    Console(highlight=False).print(f"attached to {run.run_id} ({run.info().status}); Ctrl-C detaches, the run goes on")
+    return watch(follow_events(run), plain=args.plain or not sys.stdout.isatty(), on_interrupt=None)
+
+
+def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None] | None,
+          interrupt_text: str = "") -> int:
+    """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached."""
+    console = Console(highlight=False)
+    model = RunModel(max_points=200)
+    interrupted = False
+    live = None if plain else Live(render(model), console=console, refresh_per_second=4, transient=False)
+    iterator = iter(events)
+    try:
+        if live:
+            live.start()
+        while True:
+            try:
+                event = next(iterator)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                if on_interrupt is None or interrupted:
+                    console.print("detached; the run goes on")
+                    return 130
+                interrupted = True
+                console.print(interrupt_text)
+                on_interrupt()
+                continue
+            except UnsupportedProtocol as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                return 1
+            model.ingest(event)
+            if live:
+                live.update(render(model))
+            else:
+                _plain_line(console, event)
+    finally:
+        if live:
+            live.stop()
+    return _final(console, model)
+
+
+def _plain_line(console: Console, event: Event) -> None:
+    if isinstance(event, Step):
+        console.print(f"step {event.step}/{event.total_steps} epoch {event.epoch:.2f} loss {event.loss:.4f} "
+                      f"lr {event.learning_rate:.3g} tok/s {event.tokens_per_s:.0f} eta {duration(event.eta_s)}")
+    elif event.type in ("eval", "log", "checkpoint", "error", "run_started"):
+        fields = {k: v for k, v in event.to_dict().items() if k not in ("type", "ts")}
+        console.print(f"{event.type}: " + " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def _final(console: Console, model: RunModel) -> int:
+    if model.error:
+        console.print(f"[red]{model.error.kind} error:[/red] {model.error.message}")
+        if model.error.hint:
+            console.print(f"  hint: {model.error.hint}")
+    if not isinstance(model.finished, Finished):
+        console.print("[red]the engine stopped without finishing (crashed); see engine.log in the run folder[/red]")
+        return 1
+    console.print(summary_table(model.finished.summary))
+    return EXIT.get(model.finished.status, 1)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"Run {summary.get('status', '?')}", show_header=False)
+    conv = summary.get("convergence") or {}
+    rows = [("total steps", str(summary.get("total_steps"))), ("final loss", number(summary.get("final_loss"))),
+            ("best eval loss", number(summary.get("best_eval_loss"))),
+            ("best perplexity", number(summary.get("best_perplexity"))),
+            ("training time", duration(summary.get("training_time_s"))),
+            ("peak memory", f"{summary.get('peak_memory_mb', 0):.0f} MB"),
+            ("convergence", f"{conv.get('verdict', '—')} ({conv.get('total_change_pct', '—')}% overall, "
+                            f"{conv.get('recent_change_pct', '—')}% recently)")]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def render(model: RunModel) -> Group:
+    s, st = model.last_step, model.started
+    table = Table.grid(padding=(0, 2))
+    head = f"{st.method} on {st.base_model} ({st.device}, {st.precision})  trainable {count(st.trainable_params)}" \
+        f"/{count(st.total_params)}" if st else "starting…"
+    table.add_row(head)
+    if s:
+        table.add_row(f"step {s.step}/{s.total_steps}  epoch {s.epoch:.2f}  loss {s.loss:.4f}  lr {s.learning_rate:.3g}"
+                      f"  tok/s {s.tokens_per_s:.0f}  elapsed {duration(s.elapsed_s)}  ETA {duration(s.eta_s)}")
+    if model.last_eval:
+        table.add_row(f"eval loss {model.last_eval.eval_loss:.4f}  perplexity {model.last_eval.perplexity:.2f}")
+    table.add_row("  ".join(model.memory_lines()))
+    return Group(table, ProgressBar(total=1.0, completed=model.progress, width=60))

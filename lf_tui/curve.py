@@ -1,0 +1,56 @@
+"""A bounded curve: keeps at most `max_points` by averaging neighbours, so a million steps cost no more than 2,000."""
+
+from __future__ import annotations
+
+
+class Curve:
+    """Append (x, y); memory stays bounded and points stay evenly spread over the whole run."""
+
+    __slots__ = ("max_points", "xs", "ys", "bucket", "_px", "_py", "_n", "count", "last_x", "last_y", "min_y")
+
+    def __init__(self, max_points: int = 2000):
+        if max_points < 4:
+            raise ValueError("max_points must be at least 4")
+        self.max_points = max_points
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.bucket = 1  # raw points per stored point
+        self._px = self._py = 0.0
+        self._n = 0
+        self.count = 0
+        self.last_x: float | None = None
+        self.last_y: float | None = None
+        self.min_y: float | None = None
+
+    def append(self, x: float, y: float) -> None:
+        self.count += 1
+        self.last_x, self.last_y = x, y
+        if self.min_y is None or y < self.min_y:
+            self.min_y = y
+        self._px += x
+        self._py += y
+        self._n += 1
+        if self._n < self.bucket:
+            return
+        self.xs.append(self._px / self._n)
+        self.ys.append(self._py / self._n)
+        self._px = self._py = 0.0
+        self._n = 0
+        if len(self.xs) >= self.max_points:
+            self._halve()
+
+    def _halve(self) -> None:
+        xs, ys = self.xs, self.ys
+        n = len(xs) // 2 * 2
+        self.xs = [(xs[i] + xs[i + 1]) / 2 for i in range(0, n, 2)] + xs[n:]
+        self.ys = [(ys[i] + ys[i + 1]) / 2 for i in range(0, n, 2)] + ys[n:]
+        self.bucket *= 2
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """Stored points plus the partial bucket, so the newest value always shows."""
+        if self._n:
+            return self.xs + [self._px / self._n], self.ys + [self._py / self._n]
+        return list(self.xs), list(self.ys)
+
+    def __len__(self) -> int:
+        return len(self.xs) + (1 if self._n else 0)

@@ -1,0 +1,94 @@
+"""The state of one run as its events arrive: figures, bounded curves, gauges and a log tail (no widgets)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.protocol import Checkpoint, Error, Eval, Event, Finished, Log, RunStarted, Step, System
+from lf_tui.curve import Curve
+
+
+@dataclass
+class RunModel:
+    """Everything the run view and the CLI live view show; fed one event at a time."""
+
+    max_points: int = 2000
+    log_lines: int = 200
+    started: RunStarted | None = None
+    last_step: Step | None = None
+    last_eval: Eval | None = None
+    system: System | None = None
+    finished: Finished | None = None
+    error: Error | None = None
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    events_seen: int = 0
+    version: int = 0  # bumps on every change, so views redraw only when needed
+
+    def __post_init__(self) -> None:
+        self.loss = Curve(self.max_points)
+        self.lr = Curve(self.max_points)
+        self.eval_loss = Curve(self.max_points)
+        self.logs: deque[tuple[str, str]] = deque(maxlen=self.log_lines)
+
+    def ingest(self, event: Event) -> None:
+        self.events_seen += 1
+        self.version += 1
+        if isinstance(event, Step):
+            self.last_step = event
+            self.loss.append(event.step, event.loss)
+            self.lr.append(event.step, event.learning_rate)
+        elif isinstance(event, System):
+            self.system = event
+        elif isinstance(event, Eval):
+            self.last_eval = event
+            self.eval_loss.append(event.step, event.eval_loss)
+        elif isinstance(event, Log):
+            self.logs.append((event.level, event.message))
+        elif isinstance(event, RunStarted):
+            self.started = event
+            if event.nvml and "unavailable" in event.nvml:
+                self.logs.append(("info", event.nvml))
+        elif isinstance(event, Checkpoint):
+            self.checkpoints.append(event)
+            self.logs.append(("info", f"checkpoint at step {event.step}: {event.path}"))
+        elif isinstance(event, Error):
+            self.error = event
+            self.logs.append(("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else "")))
+        elif isinstance(event, Finished):
+            self.finished = event
+
+    @property
+    def status(self) -> str:
+        if self.finished is not None:
+            return self.finished.status
+        if self.error is not None:
+            return "failed"
+        return "running" if self.started else "starting"
+
+    @property
+    def total_steps(self) -> int:
+        if self.last_step and self.last_step.total_steps:
+            return self.last_step.total_steps
+        return self.started.total_steps if self.started else 0
+
+    @property
+    def progress(self) -> float:
+        total = self.total_steps
+        return min(1.0, self.last_step.step / total) if total and self.last_step else 0.0
+
+    def memory_lines(self) -> list[str]:
+        """Per-GPU memory/utilisation, or process CPU and RAM where there is no GPU."""
+        s = self.system
+        if s is None:
+            return ["waiting for system sample"]
+        if s.gpus:
+            return [f"GPU{g.get('index', i)} {g.get('memory_used_mb', 0) / 1024:.1f}/"
+                    f"{g.get('memory_total_mb', 0) / 1024:.1f} GiB  util {g.get('utilization', 0):.0f}%"
+                    for i, g in enumerate(s.gpus)]
+        return [f"CPU {s.cpu_percent:.0f}%  RSS {s.rss_mb / 1024:.2f} GiB  RAM {s.ram_used_mb / 1024:.1f}/"
+                f"{s.ram_total_mb / 1024:.1f} GiB"]
+
+    def summary(self) -> dict[str, Any] | None:
+        return self.finished.summary if self.finished else None

@@ -1,0 +1,65 @@
+"""Turns a config file or a method's defaults into a new run folder (shared by the CLI and the TUI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.run_store import RunDir, RunStore
+from methods.catalogue import get_catalogue
+from methods.config_file import ConfigInputError, read_config_file
+from methods.validation import Resolved, validate_config
+
+
+class RunSetupError(Exception):
+    """The run cannot be set up; exit_code 2 is unusable input."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _with_overrides(document: Any, max_steps: int | None) -> Any:
+    if max_steps is None or not isinstance(document, dict):
+        return document
+    inner = document.get("method_config", document)
+    if isinstance(inner, dict):
+        training = inner.setdefault("training", {})
+        if isinstance(training, dict):
+            training["max_steps"] = max_steps
+    return document
+
+
+def config_for_train(path: str, method: str | None, max_steps: int | None = None) -> Resolved:
+    try:
+        text, document = read_config_file(path)
+    except ConfigInputError as exc:
+        raise RunSetupError(str(exc)) from None
+    return validate_config(_with_overrides(document, max_steps), method=method, text=text, source=path)
+
+
+def config_for_quick_train(method: str, base_model: str, max_steps: int | None = None) -> tuple[Resolved, str]:
+    """The method's defaults on `base_model`; on the built-in model, the method's demo learning rate."""
+    document: dict[str, Any] = {"method": method, "base_model": base_model, "training": {}}
+    note = ""
+    catalogue = get_catalogue()
+    if method in catalogue and base_model.startswith("builtin:"):
+        lr = catalogue.get(method).info.demo_learning_rate
+        if lr:
+            document["training"]["learning_rate"] = lr
+            note = f"using learning rate {lr:g}, tuned for the built-in demo model"
+    return validate_config(_with_overrides(document, max_steps)), note
+
+
+def create_run(store: RunStore, config: Any, dataset: str | None, eval_dataset: str | None) -> RunDir:
+    """A new run folder holding the resolved config and where its data lives (absolute paths)."""
+    meta: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    for key, value in (("dataset", dataset), ("eval_dataset", eval_dataset)):
+        if value:
+            p = Path(value)
+            if p.exists():
+                value = str(p.resolve())
+            elif value.endswith((".jsonl", ".json", ".csv", ".parquet")) or value.startswith((".", "/")):
+                raise RunSetupError(f"{value}: no such dataset file")
+        meta[key] = value
+    return store.create(config.method_name, config.model_dump(mode="json"), meta)

@@ -1,0 +1,116 @@
+"""Bottleneck adapters in plain PyTorch: down-projection, non-linearity, up-projection, residual.
+
+Adapters hang off each decoder layer as submodules (`adapter_mlp`, `adapter_attention`) and are applied by
+forward hooks, so the base model's module names and weights are untouched. Saved as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+class Bottleneck(nn.Module):
+    """h + up(act(down(h))); `up` starts at zero so the adapted model starts equal to the base."""
+
+    def __init__(self, hidden: int, size: int, activation: str, dropout: float, init_scale: float):
+        super().__init__()
+        self.down = nn.Linear(hidden, size)
+        self.act = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.up = nn.Linear(size, hidden)
+        nn.init.normal_(self.down.weight, std=init_scale)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(self.dropout(self.act(self.down(hidden.to(self.down.weight.dtype))))).to(hidden.dtype)
+
+
+def _hook(adapter: Bottleneck):
+    def hook(module: nn.Module, args: Any, output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (adapter(output[0]), *output[1:])
+        return adapter(output)
+
+    return hook
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The transformer blocks: the first ModuleList whose items have an `mlp` and attention."""
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) and hasattr(module[0], "mlp"):
+            return list(module)
+    raise ValueError("no decoder layers with an `mlp` found in this model")
+
+
+def bottleneck_size(settings: dict[str, Any], hidden: int) -> int:
+    return settings.get("bottleneck_size") or max(1, hidden // settings["reduction_factor"])
+
+
+def insert(model: nn.Module, settings: dict[str, Any]) -> list[Bottleneck]:
+    """Insert adapters per `settings` (the method_specific dict) and return them."""
+    hidden = model.config.hidden_size
+    size = bottleneck_size(settings, hidden)
+    spots = {"mlp": ["mlp"], "attention": ["self_attn"], "both": ["self_attn", "mlp"]}[settings["placement"]]
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    adapters = []
+    for layer in decoder_layers(model):
+        for spot in spots:
+            adapter = Bottleneck(hidden, size, settings["non_linearity"], settings["adapter_dropout"],
+                                 settings["init_scale"]).to(device=device, dtype=torch.float32 if dtype in (
+                                     torch.float16, torch.bfloat16) else dtype)
+            name = "adapter_attention" if spot == "self_attn" else "adapter_mlp"
+            layer.add_module(name, adapter)
+            getattr(layer, spot).register_forward_hook(_hook(adapter))
+            adapters.append(adapter)
+    return adapters
+
+
+def apply(model: nn.Module, cfg: Any, ctx: Any) -> nn.Module:
+    for param in model.parameters():
+        param.requires_grad_(False)
+    settings = cfg.method_specific.model_dump()
+    insert(model, settings)
+    model.lf_adapter_settings = settings  # type: ignore[assignment]
+    return model
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if ".adapter_" in k}
+
+
+def save(model: nn.Module, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(adapter_state(model), str(folder / WEIGHTS_FILE))
+    settings = dict(model.lf_adapter_settings)  # type: ignore[arg-type]
+    settings.update(adapter_type="bottleneck", hidden_size=model.config.hidden_size,
+                    resolved_bottleneck_size=bottleneck_size(settings, model.config.hidden_size))
+    (folder / CONFIG_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def load_trained(base_model: nn.Module, folder: Path, ctx: Any = None) -> nn.Module:
+    """Insert adapters as saved and load their weights into `base_model`."""
+    from safetensors.torch import load_file
+
+    settings = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
+    insert(base_model, settings)
+    base_model.lf_adapter_settings = {k: settings[k] for k in (  # type: ignore[assignment]
+        "bottleneck_size", "reduction_factor", "non_linearity", "placement", "adapter_dropout", "init_scale")}
+    state = load_file(str(Path(folder) / WEIGHTS_FILE))
+    missing, unexpected = base_model.load_state_dict(state, strict=False)
+    if unexpected or any(".adapter_" in k for k in missing):
+        raise ValueError(f"{folder}: adapter weights do not match the model (unexpected {unexpected[:3]})")
+    return base_model

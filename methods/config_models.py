@@ -1,0 +1,93 @@
+"""Pydantic models of the base config every method extends (the single source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIG_VERSION = "2.0"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are reported as warnings elsewhere, not rejected here."""
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+
+class Training(Section):
+    epochs: int = Field(3, ge=1, le=1000, description="passes over the training data")
+    max_steps: int = Field(-1, ge=-1, description="stop after this many optimizer steps; -1 means use epochs")
+    batch_size: int = Field(4, ge=1, le=4096, description="examples per forward pass")
+    learning_rate: float = Field(2e-4, gt=0, le=1.0, description="peak learning rate")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps before the schedule")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm; 0 disables clipping")
+    weight_decay: float = Field(0.0, ge=0, le=1.0, description="decoupled weight decay (AdamW)")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = Field(
+        "linear", description="learning-rate schedule after warm-up"
+    )
+    optimizer: Literal["adamw", "sgd", "adafactor"] = Field("adamw", description="optimizer")
+    seed: int = Field(42, ge=0, description="random seed for weights, data order and dropout")
+    max_seq_length: int = Field(512, ge=8, le=131072, description="longer examples are truncated")
+    padding_reduction: Literal["auto", "group_by_length", "packing", "off"] = Field(
+        "auto", description="how batches avoid padding; auto picks the fastest correct way for the device"
+    )
+
+
+class Hardware(Section):
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, mps, cuda or cuda:N"
+    )
+    mixed_precision: Union[bool, Literal["auto", "bf16", "fp16", "no"]] = Field(
+        "auto", description="true/auto: bf16 or fp16 where the device runs it fast; false/no: fp32"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    dataloader_num_workers: int = Field(0, ge=0, le=64, description="data loading worker processes")
+
+
+class Monitoring(Section):
+    logging_steps: int = Field(1, ge=1, description="emit a step event every N optimizer steps")
+    eval_steps: int = Field(50, ge=0, description="evaluate every N steps; 0 evaluates only at the end")
+    save_steps: int = Field(100, ge=0, description="checkpoint every N steps; 0 saves only at the end")
+    system_interval_s: float = Field(2.0, gt=0, le=3600, description="seconds between system events")
+    wandb_project: Optional[str] = Field(None, description="log to this W&B project when wandb is installed")
+    tensorboard_log_dir: Optional[str] = Field(None, description="write TensorBoard scalars here")
+
+
+class Data(Section):
+    format: Literal["auto", "alpaca", "chat", "text"] = Field("auto", description="dataset record format")
+    eval_split: float = Field(0.1, ge=0, lt=1.0, description="fraction held out for evaluation")
+    eval_path: Optional[str] = Field(None, description="a separate evaluation file (overrides eval_split)")
+    train_on_prompt: bool = Field(False, description="also compute loss on prompt tokens")
+    text_field: str = Field("text", description="field holding raw text for the text format")
+
+
+class MethodSpecific(Section):
+    """Base of every method's `method_specific` model."""
+
+
+class MethodConfigBase(Section):
+    method_name: str = Field(..., description="the fine-tuning method")
+    base_model: str = Field(
+        "builtin:tiny-llama", min_length=1, description="hub id, local folder or builtin:tiny-llama"
+    )
+    version: str = Field(CONFIG_VERSION, description="config format version")
+    trust_remote_code: bool = Field(False, description="run model code shipped with the checkpoint")
+    training: Training = Field(default_factory=Training)
+    hardware: Hardware = Field(default_factory=Hardware)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    data: Data = Field(default_factory=Data)
+    method_specific: dict[str, Any] = Field(default_factory=dict)
+
+
+def config_model_for(method_name: str, spec_model: type[MethodSpecific]) -> type[MethodConfigBase]:
+    """Build the full config model of a method: the base with a typed `method_specific`."""
+    from pydantic import create_model
+
+    return create_model(
+        f"{spec_model.__name__}Config",
+        __base__=MethodConfigBase,
+        method_name=(Literal[method_name], Field(method_name, description="the fine-tuning method")),  # type: ignore[valid-type]
+        method_specific=(spec_model, Field(default_factory=spec_model)),
+    )

@@ -1,0 +1,37 @@
+"""Full fine-tuning: which layers train, and catalogue metadata."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field
+
+from methods.config_models import MethodSpecific
+from methods.method_info import MatrixRow, MethodInfo, UseCase
+
+
+class FullFinetuneSpecific(MethodSpecific):
+    train_layers: Optional[list[int]] = Field(
+        None, description="indices of decoder layers to train; null trains all of them"
+    )
+    freeze_embeddings: bool = Field(False, description="keep the token embeddings frozen")
+    freeze_lm_head: bool = Field(False, description="keep the output head frozen")
+    freeze_patterns: list[str] = Field(
+        default_factory=list, description="parameter-name substrings to freeze (e.g. 'self_attn')"
+    )
+
+
+METHOD = MethodInfo(
+    name="full_finetune",
+    title="Full fine-tune",
+    summary="Every weight trains (or the layers you choose): best quality, most memory.",
+    order=3,
+    matrix=MatrixRow("56GB", "Slow", "100%", False, False, "yes"),
+    spec_model=FullFinetuneSpecific,
+    lr_range=(1e-6, 1e-4),
+    demo_learning_rate=1e-3,
+    use_cases=(
+        UseCase("Domain Specialization", "secondary"),
+        UseCase("Maximum Quality", "primary", "Large dataset required"),
+    ),
+)

@@ -1,0 +1,44 @@
+"""LoRA: its method_specific parameters and catalogue metadata."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import Field
+
+from methods.config_models import MethodSpecific
+from methods.method_info import MatrixRow, MethodInfo, UseCase
+
+
+class LoraSpecific(MethodSpecific):
+    r: int = Field(16, ge=1, le=256, description="LoRA rank; typical 8-64")
+    lora_alpha: float = Field(32, gt=0, le=4096, description="LoRA scaling numerator; usually 2 x r")
+    lora_dropout: float = Field(0.05, ge=0, le=1, description="dropout on the LoRA path, 0-1")
+    target_modules: Union[Literal["all-linear"], list[str]] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"],
+        min_length=1,
+        description='module names to adapt, or "all-linear"',
+    )
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="which biases train")
+    modules_to_save: Optional[list[str]] = Field(None, description="extra modules trained in full and saved")
+    fan_in_fan_out: bool = Field(False, description="true for Conv1D layers (GPT-2 style)")
+
+
+METHOD = MethodInfo(
+    name="lora",
+    title="LoRA",
+    summary="Low-rank adapters on chosen linear layers; the base stays frozen.",
+    order=1,
+    matrix=MatrixRow("16GB", "Fast", "95-98%", True, True, "yes"),
+    spec_model=LoraSpecific,
+    lr_range=(1e-5, 1e-3),
+    demo_learning_rate=3e-3,
+    use_cases=(
+        UseCase("General RAG Enhancement", "primary", "r=16, standard config"),
+        UseCase("Domain Specialization", "primary", "r=32-64, all modules"),
+        UseCase("Memory Constrained", "secondary"),
+        UseCase("Multiple Domains", "secondary"),
+        UseCase("Rapid Prototyping", "secondary"),
+        UseCase("Maximum Quality", "secondary", "LoRA (r=64+)"),
+    ),
+)

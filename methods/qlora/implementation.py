@@ -1,0 +1,70 @@
+"""QLoRA: load the base in 4-bit NF4 (or 8-bit) with bitsandbytes, prepare for k-bit training, add LoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from methods.lora import implementation as lora
+
+
+def compute_dtype(spec: Any, device_type: str) -> Any:
+    import torch
+
+    name = spec.bnb_4bit_compute_dtype
+    if name == "auto":
+        if device_type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def probe_backend(device: Any) -> None:
+    """Quantise a tiny tensor on `device`; raises when bitsandbytes has no backend for it."""
+    import bitsandbytes.functional as F
+    import torch
+
+    F.quantize_4bit(torch.ones(64, dtype=torch.float32, device=device), quant_type="nf4")
+
+
+def load_model(cfg: Any, ctx: Any) -> Any:
+    """Load the base model quantised by bitsandbytes on the run's device."""
+    from transformers import BitsAndBytesConfig
+
+    spec, device = cfg.method_specific, ctx.runtime.device
+    try:
+        probe_backend(device)
+    except Exception as exc:
+        raise ctx.fail(
+            "unsupported_hardware",
+            f"bitsandbytes has no 4-bit backend for device {device.type!r} ({type(exc).__name__}: {exc})",
+            "QLoRA needs a CUDA GPU, or bitsandbytes >= 0.50 for CPU; use method 'lora' on this machine",
+        ) from None
+    dtype = compute_dtype(spec, device.type)
+    if spec.load_in_4bit:
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype,
+                                 bnb_4bit_quant_type=spec.bnb_4bit_quant_type,
+                                 bnb_4bit_use_double_quant=spec.bnb_4bit_use_double_quant)
+    else:
+        bnb = BitsAndBytesConfig(load_in_8bit=True)
+    ctx.log(f"loading the base model in {'4-bit ' + spec.bnb_4bit_quant_type if spec.load_in_4bit else '8-bit'}"
+            f" (double quant {spec.bnb_4bit_use_double_quant}, compute {str(dtype).replace('torch.', '')})")
+    return ctx.load_base_model(quantization_config=bnb, device_map={"": device}, dtype=dtype)
+
+
+def apply(model: Any, cfg: Any, ctx: Any) -> Any:
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=cfg.hardware.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
+    return lora.apply(model, cfg, ctx)
+
+
+def save(model: Any, folder: Path) -> None:
+    lora.save(model, folder)
+
+
+def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
+    return lora.load_trained(base_model, folder, ctx)

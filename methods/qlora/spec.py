@@ -1,0 +1,37 @@
+"""QLoRA: 4-bit quantised base plus LoRA; parameters and catalogue metadata."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from methods.lora.spec import LoraSpecific
+from methods.method_info import MatrixRow, MethodInfo, UseCase
+
+
+class QloraSpecific(LoraSpecific):
+    load_in_4bit: bool = Field(True, description="quantise the base model to 4 bits (false: 8 bits)")
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32", "auto"] = Field(
+        "auto", description="dtype of the de-quantised matmuls; auto: bf16 on GPU, float32 on CPU"
+    )
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    bnb_4bit_use_double_quant: bool = Field(True, description="also quantise the quantisation constants")
+    r: int = Field(64, ge=1, le=256, description="LoRA rank; typical 8-64")
+    lora_alpha: float = Field(128, gt=0, le=4096, description="LoRA scaling numerator; usually 2 x r")
+
+
+METHOD = MethodInfo(
+    name="qlora",
+    title="QLoRA",
+    summary="LoRA on a 4-bit NF4 base model (bitsandbytes): the least memory.",
+    order=2,
+    matrix=MatrixRow("8GB", "Medium", "93-96%", True, True, "yes"),
+    spec_model=QloraSpecific,
+    lr_range=(1e-5, 1e-3),
+    demo_learning_rate=3e-3,
+    use_cases=(
+        UseCase("General RAG Enhancement", "secondary"),
+        UseCase("Memory Constrained", "primary", "4-bit quantization"),
+    ),
+)

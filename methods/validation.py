@@ -1,0 +1,221 @@
+"""Validates a config in either shape against its method: errors, warnings, migration, defaults."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from methods.catalogue import Catalogue, get_catalogue
+from methods.config_models import MethodConfigBase
+from methods.json_locate import join_path, locate_paths
+from methods.migrations import MigrationError, migrate
+from methods.report import Report
+
+FLAT_KEYS = {"method", "method_name", "base_model", "version", "trust_remote_code", "training", "hardware",
+             "monitoring", "data", "method_specific"}
+
+
+@dataclass
+class Resolved:
+    """A validated config: the report, the typed model (when valid) and the dicts behind it."""
+
+    report: Report
+    config: MethodConfigBase | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    nested: bool = True
+
+    def upgraded_document(self) -> dict[str, Any]:
+        """The user's config after migration, in the shape the user wrote it."""
+        if self.nested:
+            return {"method_config": self.user}
+        flat = dict(self.user)
+        if "method_name" in flat:
+            flat = {"method": flat.pop("method_name"), **flat}
+        return flat
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Values of `override` win; nested dicts merge; lists and scalars replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def split_shape(document: Any, report: Report) -> tuple[dict[str, Any] | None, bool]:
+    """Return the method_config dict of either shape, and whether the document was nested."""
+    if not isinstance(document, dict):
+        report.error("", f"a config must be a JSON object, got {type(document).__name__}",
+                     hint='start with {"method_config": {...}} or {"method": "lora", ...}')
+        return None, True
+    if "method_config" in document:
+        for extra in document:
+            if extra != "method_config":
+                report.warn(extra, "unknown top-level key is ignored", hint="everything goes inside method_config")
+        inner = document["method_config"]
+        if not isinstance(inner, dict):
+            report.error("", f"method_config must be an object, got {type(inner).__name__}")
+            return None, True
+        return copy.deepcopy(inner), True
+    flat = copy.deepcopy(document)
+    if "method" in flat:
+        method = flat.pop("method")
+        if "method_name" in flat and flat["method_name"] != method:
+            report.error("method_name", f"'method' says {method!r} but 'method_name' says {flat['method_name']!r}")
+        flat.setdefault("method_name", method)
+    return flat, False
+
+
+def validate_config(document: Any, method: str | None = None, text: str | None = None,
+                    source: str | None = None, catalogue: Catalogue | None = None) -> Resolved:
+    """Validate a parsed config document; `method` is the one named on the command line, if any."""
+    catalogue = catalogue or get_catalogue()
+    report = Report(source=source)
+    cfg, nested = split_shape(document, report)
+    resolved = Resolved(report, nested=nested)
+    if cfg is None:
+        return _placed(resolved, text)
+    try:
+        cfg, report.migrated_from, report.migration_notes = migrate(cfg)
+    except MigrationError as exc:
+        report.error("version", str(exc), cfg.get("version"))
+        return _placed(resolved, text)
+    resolved.user = cfg
+    name = _method_name(cfg, method, catalogue, report)
+    if name is None:
+        return _placed(resolved, text)
+    report.method = name
+    spec = catalogue.get(name)
+    merged = deep_merge(spec.defaults().get("method_config", {}), cfg)
+    merged["method_name"] = name
+    resolved.resolved = merged
+    try:
+        resolved.config = spec.config_model.model_validate(merged)
+    except ValidationError as exc:
+        for err in exc.errors():
+            _add_pydantic_error(report, spec.config_model, err)
+    _unknown_keys(report, spec.config_model, cfg, "")
+    if resolved.config is not None:
+        _rule_warnings(report, resolved.config, spec.info.lr_range, spec.info.title)
+    if report.errors:
+        resolved.config = None
+    return _placed(resolved, text)
+
+
+def _placed(resolved: Resolved, text: str | None) -> Resolved:
+    if text is not None:
+        resolved.report.place(locate_paths(text), resolved.nested)
+    return resolved
+
+
+def _method_name(cfg: dict[str, Any], cli: str | None, catalogue: Catalogue, report: Report) -> str | None:
+    in_file = cfg.get("method_name")
+    if in_file is not None and not isinstance(in_file, str):
+        report.error("method_name", f"{in_file!r} is not a method name", in_file, ", ".join(catalogue.names()))
+        return None
+    if cli and in_file and cli != in_file:
+        report.error("method_name", f"the file says {in_file!r} but --method says {cli!r}", in_file,
+                     f"drop --method or set method_name to {cli!r}")
+        return None
+    name = cli or in_file
+    if not name:
+        report.error("method_name", "no method given", hint=f"add \"method\": one of {', '.join(catalogue.names())}")
+        return None
+    if name not in catalogue:
+        close = difflib.get_close_matches(name, catalogue.names(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(catalogue.names())}"
+        report.error("method_name", f"unknown method {name!r}", name, hint)
+        return None
+    return name
+
+
+def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
+    """The pydantic FieldInfo at `loc`, following nested models; None when not found."""
+    info = None
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        info = current.model_fields.get(part)
+        if info is None:
+            return None
+        current = info.annotation
+    return info
+
+
+def _add_pydantic_error(report: Report, model: type[BaseModel], err: dict[str, Any]) -> None:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    path = ""
+    for part in loc:
+        path = join_path(path, part)
+    info = _field_info(model, loc)
+    hint = info.description if info is not None and info.description else ""
+    value, ctx, kind = err.get("input"), err.get("ctx") or {}, err["type"]
+    messages = {
+        "less_than_equal": lambda: f"{value!r} is above the maximum {ctx.get('le')}",
+        "less_than": lambda: f"{value!r} must be below {ctx.get('lt')}",
+        "greater_than_equal": lambda: f"{value!r} is below the minimum {ctx.get('ge')}",
+        "greater_than": lambda: f"{value!r} must be above {ctx.get('gt')}",
+        "literal_error": lambda: f"{value!r} is not one of {ctx.get('expected')}",
+        "missing": lambda: "is required",
+        "too_short": lambda: f"{value!r} is too short (at least {ctx.get('min_length')})",
+        "string_pattern_mismatch": lambda: f"{value!r} is not a valid value",
+    }
+    message = messages.get(kind, lambda: f"{value!r}: {err['msg'][0].lower()}{err['msg'][1:]}")()
+    if any(e.path == path for e in report.errors):
+        return  # unions report one failure per branch; the first says enough
+    report.error(path, message, value, hint)
+
+
+def _unknown_keys(report: Report, model: type[BaseModel], data: Any, path: str) -> None:
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key, value in data.items():
+        child = join_path(path, key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
+            report.warn(child, "unknown key is ignored", value, hint)
+            continue
+        annotation = fields[key].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _unknown_keys(report, annotation, value, child)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z])")
+
+
+def model_size_billions(name: str) -> float | None:
+    """Parse the parameter count a model id states, e.g. 'Llama-2-70b-hf' -> 70.0."""
+    match = _SIZE.search(name)
+    return float(match.group(1)) if match else None
+
+
+def _rule_warnings(report: Report, cfg: MethodConfigBase, lr_range: tuple[float, float], title: str) -> None:
+    spec = cfg.method_specific
+    r, alpha = getattr(spec, "r", None), getattr(spec, "lora_alpha", None)
+    if r is not None and alpha is not None and alpha < r:
+        report.warn("method_specific.lora_alpha", f"lora_alpha ({alpha:g}) is less than r ({r})", alpha,
+                    "this scales the update down and may slow learning; 2 x r is usual")
+    size = model_size_billions(cfg.base_model)
+    if cfg.method_name == "qlora" and size and size >= 13 and not cfg.hardware.gradient_checkpointing:
+        report.warn("hardware.gradient_checkpointing", f"QLoRA on a {size:g}B model without gradient checkpointing",
+                    False, "activations may not fit; set hardware.gradient_checkpointing to true")
+    lo, hi = lr_range
+    lr = cfg.training.learning_rate
+    if lr < lo / 3 or lr > hi * 3:
+        report.warn("training.learning_rate", f"{lr:g} is far outside {title}'s usual range {lo:g}-{hi:g}", lr,
+                    "too high diverges, too low barely moves")
+    if cfg.trust_remote_code:
+        report.warn("trust_remote_code", "is on: the model's own Python code will run", True,
+                    "only for checkpoints you trust")
