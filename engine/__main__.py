@@ -14,10 +14,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--events-fd", type=int, help="file descriptor to stream events to")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    g = sub.add_parser("generate", help="print one JSON line with a greedy completion from RUN_DIR")
+    g.add_argument("run_dir", type=Path)
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-new-tokens", type=int, default=32)
+    g.add_argument("--compare-base", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        return _generate(args)
     from engine.runner import run
 
     return run(args.run_dir, args.events_fd, args.resume)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """Library chatter goes to stderr; stdout carries only the JSON result."""
+    import json
+    import os
+
+    real_stdout = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    from engine.errors import EngineError
+    from engine.generate import generate
+    from engine.run_store import RunDir
+
+    try:
+        result = generate(RunDir(args.run_dir), args.prompt, args.max_new_tokens, args.compare_base)
+    except EngineError as exc:
+        result = {"error": exc.message, "kind": exc.kind, "hint": exc.hint}
+    real_stdout.write(json.dumps(result) + "\n")
+    real_stdout.flush()
+    return 1 if "error" in result else 0
 
 
 if __name__ == "__main__":

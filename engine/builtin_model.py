@@ -10,14 +10,14 @@ from pathlib import Path
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = ("tiny-llama",)
 ASSETS = Path(__file__).resolve().parent / "assets"
-BUILD_VERSION = "v1"
+BUILD_VERSION = "v3"
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{% if m['role'] == 'assistant' %}</s>"
     "{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-TINY_CONFIG = dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4,
+TINY_CONFIG = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
                    num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
-                   tie_word_embeddings=False)
+                   tie_word_embeddings=False, initializer_range=0.1)
 
 
 def cache_dir() -> Path:

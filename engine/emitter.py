@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from engine.protocol import Event
+from engine.protocol import Event, RunStarted
 
 
 class Emitter:
@@ -16,8 +16,29 @@ class Emitter:
         self._file = open(events_path, "a", encoding="utf-8")
         self._pipe = os.fdopen(pipe_fd, "w", encoding="utf-8") if pipe_fd is not None else None
         self._lock = threading.Lock()
+        self._started = False
+        self._pending: list[Event] = []
 
     def emit(self, event: Event) -> None:
+        """Events before `run_started` wait for it, so every stream opens with the protocol version."""
+        if not self._started:
+            if not isinstance(event, RunStarted):
+                self._pending.append(event)
+                return
+            self._started = True
+            self._write(event)
+            for pending in self._pending:
+                self._write(pending)
+            self._pending.clear()
+            return
+        self._write(event)
+
+    def ensure_started(self, event: RunStarted) -> None:
+        """Open the stream with `event` if setup failed before the real run_started."""
+        if not self._started:
+            self.emit(event)
+
+    def _write(self, event: Event) -> None:
         line = event.to_line()
         with self._lock:
             self._file.write(line)

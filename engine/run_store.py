@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -226,14 +227,13 @@ class RunStore:
         raise RunNotFound(f"no run {id_or_path!r} in {self.root} (see `lf-tui runs`)")
 
 
-SECRET_KEYS = ("api_key", "token", "secret", "password", "wandb_key")
+SECRET_KEY = re.compile(r"(?:^|_)(?:api_?key|token|secret|password|access_key|auth)$", re.I)
 
 
 def redact(data: Any) -> Any:
-    """Copy of a config with values of secret-looking keys replaced."""
+    """Copy of a config with values of secret-looking keys (api_key, hf_token, password...) replaced."""
     if isinstance(data, dict):
-        return {k: ("<redacted>" if any(s in str(k).lower() for s in SECRET_KEYS) and v else redact(v))
-                for k, v in data.items()}
+        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(v) for v in data]
     return data

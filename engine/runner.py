@@ -150,6 +150,7 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     trainer = Trainer(model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit,
                       control, run.checkpoints_dir, external)
     trainer.close_external = close_external
+    trainer.data_format = data.format
     resumed = 0
     if resume:
         checkpoint = run.latest_checkpoint()
@@ -175,8 +176,13 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
 
     if monitor is not None:
         monitor.stop()
+    meta = run.meta()
+    emitter.ensure_started(RunStarted(run_id=run.run_id, method=meta.get("method", ""),
+                                      base_model=meta.get("base_model", ""), pid=os.getpid()))
     state = trainer.state if trainer is not None else None
     peak = monitor.peak_gpu_mb or monitor.peak_rss_mb if monitor is not None else 0.0
+    if trainer is not None:
+        extra = {"data_format": trainer.data_format, **extra}
     summary = build_summary(status=status, total_steps=state.step if state else 0,
                             losses=state.losses if state else [], eval_losses=state.eval_losses if state else [],
                             training_time_s=time.perf_counter() - started, peak_memory_mb=peak, extra=extra)

@@ -129,7 +129,7 @@ class Trainer:
                     window_tokens += real_tokens(batch)
                     loss = self._forward(batch) / len(groups[group_index])
                     (self.scaler.scale(loss) if self.scaler else loss).backward()
-                    micro_losses.append(float(loss) * len(groups[group_index]))
+                    micro_losses.append(float(loss.detach()) * len(groups[group_index]))
                 grad_norm = self._optimizer_step(t.max_grad_norm)
                 st.step += 1
                 st.batch_in_epoch = group_index + 1

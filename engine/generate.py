@@ -1,0 +1,73 @@
+"""Greedy completions from a trained run (any method), optionally beside the base model's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.data import ALPACA_PROMPT, _render_chat
+from engine.errors import EngineError
+from engine.models import load_base_model, load_tokenizer, resolve_runtime
+from engine.run_store import RunDir
+from engine.runner import MethodContext, load_run_config
+from methods.catalogue import get_catalogue
+
+
+def trained_weights(run: RunDir) -> Path:
+    if (run.weights_dir).is_dir():
+        return run.weights_dir
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is not None:
+        return checkpoint / "weights"
+    raise EngineError("run", f"{run.path}: no trained weights yet (no weights/ and no checkpoint)",
+                      "wait for the run to save a checkpoint, or train it to the end")
+
+
+def format_prompt(tokenizer: Any, prompt: str, data_format: str) -> str:
+    if data_format == "alpaca":
+        return ALPACA_PROMPT.format(instruction=prompt, input_block="")
+    if data_format == "chat":
+        return _render_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+    return prompt
+
+
+def _base(cfg: Any, runtime: Any, impl: Any) -> Any:
+    ctx = MethodContext(cfg, runtime, lambda level, msg: None)
+    model = impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
+    if cfg.method_name != "qlora":
+        model.to(runtime.device)
+    return model, ctx
+
+
+def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: Any, runtime: Any) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id, *ids]  # as in training (engine.data.tokenize_record)
+    input_ids = torch.tensor([ids], device=runtime.device)
+    enc = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id)
+    model.eval()
+    with torch.no_grad():
+        if hasattr(impl, "generate") and hasattr(model, "peft_config"):
+            out = impl.generate(model, enc["input_ids"], enc["attention_mask"], **kwargs)
+        else:
+            out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
+    return tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def generate(run: RunDir, prompt: str, max_new_tokens: int = 32, compare_base: bool = False) -> dict[str, Any]:
+    cfg = load_run_config(run)
+    runtime = resolve_runtime(cfg)
+    impl = get_catalogue().get(cfg.method_name).implementation()
+    tokenizer = load_tokenizer(cfg)
+    data_format = (run.summary() or {}).get("data_format", "alpaca")
+    text = format_prompt(tokenizer, prompt, data_format)
+    base, ctx = _base(cfg, runtime, impl)
+    base_completion = greedy(base, tokenizer, text, max_new_tokens, impl, runtime) if compare_base else None
+    model = impl.load_trained(base, trained_weights(run), ctx)
+    model.to(runtime.device) if cfg.method_name != "qlora" else None
+    completion = greedy(model, tokenizer, text, max_new_tokens, impl, runtime)
+    return {"prompt": prompt, "completion": completion, "base_completion": base_completion}
