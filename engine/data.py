@@ -135,11 +135,8 @@ def prepare(tokenizer: Any, source: str, data_cfg: Any, max_len: int, seed: int,
 def _tokenize_all(tokenizer: Any, records: list[Record], fmt: str, data_cfg: Any, max_len: int):
     out, truncated = [], 0
     for record in records:
-        if fmt in ("alpaca", "chat") and detect_format(record, data_cfg.text_field) != fmt:
-            expected = "instruction/output" if fmt == "alpaca" else "messages"
-            missing = [f for f in expected.split("/") if f not in record]
-            raise DataError(f"{record.where}: missing field {missing[0]!r}" if missing else
-                            f"{record.where}: not a {fmt} record", f"every record needs {expected}")
+        if fmt == "chat" and "messages" not in record:
+            raise DataError(f"{record.where}: missing field 'messages'", "every chat record needs messages")
         ex = tokenize_record(tokenizer, record, fmt, data_cfg.train_on_prompt, data_cfg.text_field)
         if len(ex.input_ids) > max_len:
             truncated += 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def make_external_logger(monitoring: Any, run_id: str, config: dict[str, Any],

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
 from engine.run_store import LOG, RunDir
@@ -42,21 +42,37 @@ class EngineProcess:
         self.popen = popen
         self._events = events
         self.reader = EventReader()
+        self._stream: Iterator[Event] | None = None
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
     def events(self) -> Iterator[Event]:
-        """Events from the pipe until the engine closes it (blocking: call from a worker thread)."""
+        """Events until the engine closes the pipe (blocking: call from a worker thread).
+
+        Every call continues the same stream, so a reader may stop and pick up again.
+        """
+        if self._stream is None:
+            self._stream = self._read()
+        return self._stream
+
+    def _read(self) -> Iterator[Event]:
         if self._events is None:
             yield from follow_events(self.run, reader=self.reader)
             return
-        with self._events as fh:  # type: ignore[attr-defined]
-            for line in fh:  # a binary readline has no line-length limit
+        try:
+            for line in self._events:  # type: ignore[attr-defined]  # binary readline: no line-length limit
                 event = self.reader.feed(line)
                 if event is not None:
                     yield event
+        except (ValueError, OSError):
+            return  # detached: the pipe was closed
+        finally:
+            try:
+                self._events.close()  # type: ignore[attr-defined]
+            except Exception:
+                pass
 
     def cancel(self) -> None:
         """Ask the engine to stop at the next step boundary (it saves a checkpoint)."""

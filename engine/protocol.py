@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from queue import Empty, Queue
+from threading import Thread
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -100,32 +104,49 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
     model = RunModel(max_points=200)
     interrupted = False
     live = None if plain else Live(render(model), console=console, refresh_per_second=4, transient=False)
-    iterator = iter(events)
+    queue: Queue[Any] = Queue(maxsize=10000)
+    done = object()
+
+    def pump() -> None:  # reads in a thread so Ctrl-C never lands inside the reader
+        try:
+            for item in events:
+                queue.put(item)
+        except Exception as exc:  # surfaced to the main thread
+            queue.put(exc)
+        queue.put(done)
+
+    Thread(target=pump, name="event-reader", daemon=True).start()
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
     try:
         if live:
             live.start()
         while True:
-            try:
-                event = next(iterator)
-            except StopIteration:
-                break
-            except KeyboardInterrupt:
+            if len(interrupts) > int(interrupted):
                 if on_interrupt is None or interrupted:
                     console.print("detached; the run goes on")
                     return 130
                 interrupted = True
                 console.print(interrupt_text)
                 on_interrupt()
+            try:
+                event = queue.get(timeout=0.2)
+            except Empty:
                 continue
-            except UnsupportedProtocol as exc:
-                console.print(f"[red]error:[/red] {exc}")
+            if event is done:
+                break
+            if isinstance(event, UnsupportedProtocol):
+                console.print(f"[red]error:[/red] {event}")
                 return 1
+            if isinstance(event, Exception):
+                raise event
             model.ingest(event)
             if live:
                 live.update(render(model))
             else:
                 _plain_line(console, event)
     finally:
+        signal.signal(signal.SIGINT, previous)
         if live:
             live.stop()
     return _final(console, model)

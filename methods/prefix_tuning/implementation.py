@@ -44,4 +44,4 @@ def generate(model: Any, input_ids: Any, attention_mask: Any, **kwargs: Any) -> 
     prefix_mask = torch.ones(batch, n_virtual, dtype=attention_mask.dtype, device=attention_mask.device)
     base = model.get_base_model()
     return base.generate(input_ids=input_ids, attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
-                         past_key_values=prefix_cache(model, batch), **kwargs)
+                         cache=prefix_cache(model, batch), **kwargs)

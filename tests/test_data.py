@@ -1,0 +1,91 @@
+"""Datasets: formats, loss masks, truncation, eval split, and a clear error for each kind of bad data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.data import IGNORE, prepare
+from engine.errors import DataError
+from engine.models import load_tokenizer
+from tests.conftest import make_config
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(make_config("lora"))
+
+
+def data_cfg(**kw):
+    return make_config("lora", data=kw).data
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> str:
+    p = tmp_path / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(p)
+
+
+def test_alpaca_loss_only_on_the_response(tokenizer, tmp_path) -> None:
+    src = write(tmp_path, "a.jsonl", json.dumps({"instruction": "Add 1 and 2.", "input": "", "output": "3"}) + "\n")
+    ex = prepare(tokenizer, src, data_cfg(eval_split=0), 512, 0).train[0]
+    trained = [t for t, label in zip(ex.input_ids, ex.labels) if label != IGNORE]
+    assert tokenizer.decode(trained).strip() == "3</s>"
+    everything = prepare(tokenizer, src, data_cfg(eval_split=0, train_on_prompt=True), 512, 0).train[0]
+    assert sum(label != IGNORE for label in everything.labels) > len(trained)
+
+
+def test_chat_with_template_trains_on_assistant_turns(tokenizer, tmp_path) -> None:
+    rec = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    src = write(tmp_path, "c.json", json.dumps([rec]))
+    prepared = prepare(tokenizer, src, data_cfg(eval_split=0), 512, 0)
+    ex = prepared.train[0]
+    assert prepared.format == "chat"
+    assert "hello" in tokenizer.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+    assert "hi" not in tokenizer.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+
+
+def test_text_csv_and_parquet(tokenizer, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv_src = write(tmp_path, "t.csv", "text\nhello world\nanother line\n")
+    assert prepare(tokenizer, csv_src, data_cfg(eval_split=0), 512, 0).format == "text"
+    pq.write_table(pa.table({"instruction": ["a", "b"], "output": ["x", "y"]}), tmp_path / "d.parquet")
+    prepared = prepare(tokenizer, str(tmp_path / "d.parquet"), data_cfg(eval_split=0.5), 512, 0)
+    assert prepared.format == "alpaca" and len(prepared.train) == 1 and len(prepared.eval) == 1
+
+
+def test_truncation_is_counted(tokenizer, tmp_path) -> None:
+    src = write(tmp_path, "long.jsonl", json.dumps({"instruction": "x", "output": "word " * 200}) + "\n")
+    prepared = prepare(tokenizer, src, data_cfg(eval_split=0), 32, 0)
+    assert prepared.truncated == 1 and len(prepared.train[0].input_ids) == 32 and "truncated" in prepared.notes[0]
+
+
+BAD = [
+    ("empty.jsonl", "", "is empty"),
+    ("notjson.jsonl", '{"instruction": "a", "output": "b"}\n{oops\n', "line 2: not JSON"),
+    ("missing.jsonl", '{"instruction": "a", "output": "b"}\n' * 5 + '{"instruction": "a"}\n', "line 6: missing field 'output'"),
+    ("type.jsonl", '{"instruction": "a", "output": 5}\n', "field 'output' must be a string, got int"),
+    ("binary.jsonl", b"\x00\x01\x02binary", "binary file"),
+    ("latin1.jsonl", '{"instruction": "caf\xe9", "output": "b"}\n'.encode("latin-1"), "line 1: not UTF-8"),
+    ("array.json", '{"instruction": "a"', "line 1 column"),
+    ("data.txt", "hello", "unsupported file type"),
+    ("chat.jsonl", '{"messages": [{"role": "user"}]}\n', "messages[0] needs string 'role' and 'content'"),
+    ("unknown.jsonl", '{"question": "a"}\n', "cannot tell the format"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_data_names_file_and_line(tokenizer, tmp_path, name, content, message) -> None:
+    src = write(tmp_path, name, content)
+    with pytest.raises(DataError) as info:
+        prepare(tokenizer, src, data_cfg(), 512, 0)
+    assert message in info.value.message and name in info.value.message
+
+
+def test_missing_file(tokenizer) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        prepare(tokenizer, "/nonexistent/data.jsonl", data_cfg(), 512, 0)
