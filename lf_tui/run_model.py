@@ -31,6 +31,16 @@ class RunModel:
         self.lr = Curve(self.max_points)
         self.eval_loss = Curve(self.max_points)
         self.logs: deque[tuple[str, str]] = deque(maxlen=self.log_lines)
+        self.logs_total = 0
+
+    def _log(self, level: str, message: str) -> None:
+        self.logs.append((level, message))
+        self.logs_total += 1
+
+    def new_logs(self, seen_total: int) -> list[tuple[str, str]]:
+        """Log lines added since `seen_total` (those still in the tail)."""
+        fresh = min(self.logs_total - seen_total, len(self.logs))
+        return list(self.logs)[len(self.logs) - fresh:] if fresh > 0 else []
 
     def ingest(self, event: Event) -> None:
         self.events_seen += 1
@@ -45,17 +55,17 @@ class RunModel:
             self.last_eval = event
             self.eval_loss.append(event.step, event.eval_loss)
         elif isinstance(event, Log):
-            self.logs.append((event.level, event.message))
+            self._log(event.level, event.message)
         elif isinstance(event, RunStarted):
             self.started = event
             if event.nvml and "unavailable" in event.nvml:
-                self.logs.append(("info", event.nvml))
+                self._log("info", event.nvml)
         elif isinstance(event, Checkpoint):
             self.checkpoints.append(event)
-            self.logs.append(("info", f"checkpoint at step {event.step}: {event.path}"))
+            self._log("info", f"checkpoint at step {event.step}: {event.path}")
         elif isinstance(event, Error):
             self.error = event
-            self.logs.append(("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else "")))
+            self._log("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else ""))
         elif isinstance(event, Finished):
             self.finished = event
 

@@ -1,0 +1,101 @@
+"""The lf-tui Textual app: methods → editor → run view, and the run history; never imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.launcher import launch
+from engine.run_store import RunDir, RunStore
+from lf_tui.run_setup import RunSetupError, create_run
+from lf_tui.screens.editor_screen import EditorScreen
+from lf_tui.screens.methods_screen import MethodsScreen
+from lf_tui.screens.run_screen import RunScreen
+from lf_tui.screens.runs_screen import RunsScreen
+from lf_tui.widgets.dialogs import ConfirmScreen
+from methods.catalogue import get_catalogue
+
+
+class LfTuiApp(App[None]):
+    """Pick a method, edit and validate its config, train, watch, compare."""
+
+    TITLE = "lf-tui"
+    SUB_TITLE = "fine-tune LLMs from the terminal"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("f1", "show_methods", "Methods"),
+        Binding("f2", "show_runs", "Runs"),
+        Binding("ctrl+q", "quit_safely", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_dir: str | Path | None = None, edit_path: Path | None = None, edit_method: str = "lora"):
+        super().__init__()
+        self.store = RunStore(runs_dir)
+        self.edit_path = edit_path
+        self.edit_method = edit_method
+
+    def on_mount(self) -> None:
+        self.push_screen(MethodsScreen())
+        if self.edit_path is not None:
+            self.open_file(self.edit_path, self.edit_method)
+
+    # navigation -----------------------------------------------------------
+    def open_editor(self, method: str, template: Path) -> None:
+        self.push_screen(EditorScreen(method, template.read_text(encoding="utf-8")))
+
+    def open_file(self, path: Path, method: str) -> None:
+        if path.exists():
+            from methods.config_file import ConfigInputError, read_config_text
+
+            try:
+                text = read_config_text(path)
+            except ConfigInputError as exc:
+                self.notify(str(exc), severity="error", timeout=10)
+                return
+            self.push_screen(EditorScreen(method, text, path))
+        else:
+            text = get_catalogue().get(method).defaults_path.read_text(encoding="utf-8")
+            screen = EditorScreen(method, text, None)
+            self.push_screen(screen)
+            screen.path = path  # saved there on ctrl+s; nothing is written until then
+
+    def open_run(self, run: RunDir, process: Any = None) -> None:
+        self.push_screen(RunScreen(run, process))
+
+    def action_show_methods(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_show_runs(self) -> None:
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen(self.store))
+
+    # runs -------------------------------------------------------------------
+    def start_run(self, config: Any, dataset: str | None) -> None:
+        try:
+            run = create_run(self.store, config, dataset, None)
+        except RunSetupError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        process = launch(run)
+        self.notify(f"started run {run.run_id}")
+        self.open_run(run, process)
+
+    # quitting -----------------------------------------------------------------
+    def unsaved_editors(self) -> list[EditorScreen]:
+        return [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.is_mounted and s.dirty]
+
+    def action_quit_safely(self) -> None:
+        if not self.unsaved_editors():
+            self.exit()
+            return
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen("A config has unsaved changes. Quit and discard them? "
+                                       "(Running trainings keep going.)", "Quit", "Stay"), decided)

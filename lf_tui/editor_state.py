@@ -1,0 +1,77 @@
+"""The config editor's logic without widgets: parse, validate, locate issues, set fields in the JSON text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from methods.config_file import ConfigInputError, parse_config_text
+from methods.report import Issue, Report
+from methods.validation import Resolved, validate_config
+
+
+@dataclass
+class EditorCheck:
+    """Result of validating the editor's text."""
+
+    resolved: Resolved | None
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.resolved is not None and not self.errors
+
+
+def check_text(text: str, method: str | None, source: str = "<editor>") -> EditorCheck:
+    """Validate editor text; a JSON syntax error becomes one error with its line and column."""
+    try:
+        document = parse_config_text(text, source)
+    except ConfigInputError as exc:
+        message = str(exc).split(": ", 1)[-1]
+        line = col = None
+        if "line " in message:
+            try:
+                parts = message.split("line ", 1)[1].split()
+                line, col = int(parts[0]), int(parts[2].rstrip(":"))
+            except (IndexError, ValueError):
+                pass
+        return EditorCheck(None, [Issue("", message, hint="fix the JSON syntax", line=line, column=col)])
+    resolved = validate_config(document, method=None if _names_method(document) else method, text=text,
+                               source=source)
+    report: Report = resolved.report
+    return EditorCheck(resolved, list(report.errors), list(report.warnings))
+
+
+def _names_method(document: Any) -> bool:
+    if not isinstance(document, dict):
+        return False
+    inner = document.get("method_config", document)
+    return isinstance(inner, dict) and bool(inner.get("method") or inner.get("method_name"))
+
+
+def set_field(text: str, key: str, value: Any) -> str:
+    """Set a top-level method_config field (e.g. base_model) in either shape; raises ValueError on bad JSON."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError("the config is not a JSON object")
+    target = document["method_config"] if isinstance(document.get("method_config"), dict) else document
+    target[key] = value
+    return json.dumps(document, indent=2) + "\n"
+
+
+def get_field(text: str, key: str) -> Any:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    target = document["method_config"] if isinstance(document.get("method_config"), dict) else document
+    return target.get(key)
+
+
+def template_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")

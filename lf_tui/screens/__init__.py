@@ -1,0 +1,1 @@
+"""The app's screens: methods, editor, run view, runs and comparison."""

@@ -1,0 +1,194 @@
+"""Screen 2: the config editor with live (debounced) validation, open/save, dataset and model pickers, Start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Label, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
+
+from lf_tui.editor_state import EditorCheck, check_text, get_field, set_field
+from lf_tui.widgets.dialogs import ConfirmScreen, PromptScreen
+from methods.config_file import ConfigInputError, atomic_write_text, read_config_text
+
+DEBOUNCE_S = 0.3
+
+
+class EditorScreen(Screen[None]):
+    """Edit a config as JSON; the validation panel lists errors and warnings with their JSON paths."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("ctrl+o", "open", "Open", priority=True),
+        Binding("ctrl+r,f5", "start", "Start run", priority=True),
+        Binding("ctrl+b", "pick_model", "Base model", priority=True),
+        Binding("ctrl+d", "pick_dataset", "Dataset", priority=True),
+        Binding("f4", "focus_issues", "Issues", priority=True),
+        Binding("escape", "leave", "Back", priority=True),
+    ]
+
+    def __init__(self, method: str, text: str, path: Path | None = None):
+        super().__init__()
+        self.method = method
+        self.initial_text = text
+        self.path = path
+        self.saved_text = text if path is not None else None
+        self.check: EditorCheck | None = None
+        self._debounce: Timer | None = None
+
+    @property
+    def dirty(self) -> bool:
+        text = self.query_one("#config", TextArea).text
+        return text != (self.saved_text if self.saved_text is not None else self.initial_text)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(id="editor-title", classes="title")
+        with Horizontal(id="editor-main"):
+            yield TextArea.code_editor(self.initial_text, language="json", id="config", soft_wrap=False)
+            with Vertical(id="side"):
+                yield Label("Dataset (file, folder or hub id; empty = bundled sample)")
+                yield Input(placeholder="bundled sample dataset", id="dataset")
+                yield Label("Validation", classes="title")
+                yield Static(id="verdict")
+                yield OptionList(id="issues")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._update_title()
+        self.run_validation()
+        self.query_one("#config", TextArea).focus()
+
+    def _update_title(self) -> None:
+        name = str(self.path) if self.path else "unsaved config"
+        model = get_field(self.query_one("#config", TextArea).text, "base_model") or "method default"
+        mark = " [b red]●[/b red] modified" if self.saved_text is not None and self.dirty or (
+            self.saved_text is None and self.dirty) else ""
+        self.query_one("#editor-title", Label).update(f"{self.method} · {name} · base model: {model}{mark}")
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE_S, self.run_validation)
+        self._update_title()
+
+    def run_validation(self) -> EditorCheck:
+        text = self.query_one("#config", TextArea).text
+        self.check = check_text(text, self.method, str(self.path or "<editor>"))
+        issues = self.query_one("#issues", OptionList)
+        issues.clear_options()
+        for i, issue in enumerate(self.check.errors):
+            issues.add_option(Option(f"[red]error[/red] {issue.render()}", id=f"e{i}"))
+        for i, issue in enumerate(self.check.warnings):
+            issues.add_option(Option(f"[yellow]warning[/yellow] {issue.render()}", id=f"w{i}"))
+        verdict = self.query_one("#verdict", Static)
+        if self.check.ok:
+            verdict.update(f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s)")
+        else:
+            verdict.update(f"[red]✘ {len(self.check.errors)} error(s)[/red] · {len(self.check.warnings)} warning(s)")
+        return self.check
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if self.check is None or event.option.id is None:
+            return
+        kind, index = event.option.id[0], int(event.option.id[1:])
+        issue = (self.check.errors if kind == "e" else self.check.warnings)[index]
+        if issue.line:
+            area = self.query_one("#config", TextArea)
+            area.cursor_location = (issue.line - 1, max(0, (issue.column or 1) - 1))
+            area.focus()
+
+    def action_focus_issues(self) -> None:
+        issues = self.query_one("#issues", OptionList)
+        if issues.option_count and issues.highlighted is None:
+            issues.highlighted = 0
+        issues.focus()
+
+    def action_save(self) -> None:
+        if self.path is None:
+            self.app.push_screen(PromptScreen("Save config as:", placeholder="my_config.json"), self._save_to)
+        else:
+            self._save_to(str(self.path))
+
+    def _save_to(self, target: str | None) -> None:
+        if not target:
+            return
+        text = self.query_one("#config", TextArea).text
+        try:
+            atomic_write_text(target, text)
+        except OSError as exc:
+            self.notify(f"cannot save {target}: {exc}", severity="error")
+            return
+        self.path, self.saved_text = Path(target), text
+        self._update_title()
+        self.notify(f"saved {target}")
+
+    def action_open(self) -> None:
+        def ask(discard: bool | None = True) -> None:
+            if discard:
+                self.app.push_screen(PromptScreen("Open config file:", placeholder="path/to/config.json"), self._open)
+
+        if self.dirty:
+            self.app.push_screen(ConfirmScreen("Discard unsaved changes?", "Discard", "Keep editing"), ask)
+        else:
+            ask()
+
+    def _open(self, target: str | None) -> None:
+        if not target:
+            return
+        try:
+            text = read_config_text(target)
+        except ConfigInputError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.path, self.saved_text = Path(target), text
+        self.query_one("#config", TextArea).load_text(text)
+        self.run_validation()
+        self._update_title()
+
+    def action_pick_model(self) -> None:
+        area = self.query_one("#config", TextArea)
+        current = get_field(area.text, "base_model") or "builtin:tiny-llama"
+        self.app.push_screen(PromptScreen("Base model (hub id, local folder or builtin:tiny-llama):", current),
+                             self._set_model)
+
+    def _set_model(self, value: str | None) -> None:
+        if not value:
+            return
+        area = self.query_one("#config", TextArea)
+        try:
+            area.load_text(set_field(area.text, "base_model", value))
+        except ValueError as exc:
+            self.notify(f"fix the JSON first: {exc}", severity="error")
+            return
+        self.run_validation()
+        self._update_title()
+
+    def action_pick_dataset(self) -> None:
+        self.query_one("#dataset", Input).focus()
+
+    def action_start(self) -> None:
+        check = self.run_validation()
+        if not check.ok:
+            first = check.errors[0].render() if check.errors else "invalid config"
+            self.notify(f"cannot start: {len(check.errors)} error(s) — {first}", severity="error", timeout=6)
+            return
+        dataset = self.query_one("#dataset", Input).value.strip() or None
+        self.app.start_run(check.resolved.config, dataset)  # type: ignore[attr-defined,union-attr]
+
+    def action_leave(self) -> None:
+        if not self.dirty:
+            self.app.pop_screen()
+            return
+
+        def decided(discard: bool | None) -> None:
+            if discard:
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmScreen("This config has unsaved changes. Leave and discard them?",
+                                           "Discard", "Keep editing"), decided)

@@ -1,0 +1,155 @@
+"""Screen 4: the run history: sortable, filterable, mark runs to compare, open, delete (confirmed)."""
+
+from __future__ import annotations
+
+import shutil
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label
+
+from engine.run_store import RunDir, RunInfo, RunStore
+from lf_tui.runs_table import COLUMNS, SORT_KEYS, matches, row, sort_runs
+from lf_tui.widgets.dialogs import ConfirmScreen
+
+
+class RunsScreen(Screen[None]):
+    """Every run in the store; refreshes itself so runs started elsewhere appear."""
+
+    BINDINGS = [
+        Binding("enter", "open_run", "Open", priority=True),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare marked"),
+        Binding("s", "sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
+        Binding("d", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, store: RunStore, refresh_s: float = 2.0):
+        super().__init__()
+        self.store = store
+        self.refresh_s = refresh_s
+        self.runs: list[RunInfo] = []
+        self.marked: set[str] = set()
+        self.sort_index, self.descending = SORT_KEYS.index("started"), True
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(id="runs-title", classes="title")
+        yield Input(placeholder="filter: words matching id, method, model or status", id="filter")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Label(id="runs-problems")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.add_column("✓", key="mark")
+        for key, label, _ in COLUMNS:
+            table.add_column(label, key=key)
+        self.action_refresh()
+        self.set_interval(self.refresh_s, self.action_refresh)
+        table.focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-scan")
+    def action_refresh(self) -> None:
+        runs = self.store.list()  # disk I/O off the event loop
+        self.app.call_from_thread(self._show, runs)
+
+    def _show(self, runs: list[RunInfo]) -> None:
+        self.runs = runs
+        table = self.query_one("#runs", DataTable)
+        cursor_key = self.current_id
+        table.clear()
+        text = self.query_one("#filter", Input).value
+        shown = sort_runs([r for r in runs if matches(r, text)], SORT_KEYS[self.sort_index], self.descending)
+        for info in shown:
+            table.add_row("✓" if info.run_id in self.marked else "", *row(info), key=info.run_id)
+        if cursor_key is not None and cursor_key in {r.run_id for r in shown}:
+            table.move_cursor(row=table.get_row_index(cursor_key))
+        arrow = "↓" if self.descending else "↑"
+        self.query_one("#runs-title", Label).update(
+            f"Runs in {self.store.root} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
+            f"{arrow} · {len(self.marked)} marked (space), c compares")
+        problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems][:3]
+        self.query_one("#runs-problems", Label).update("\n".join(problems))
+
+    @property
+    def current_id(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show(self.runs)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORT_KEYS:
+            index = SORT_KEYS.index(key)
+            self.descending = not self.descending if index == self.sort_index else True
+            self.sort_index = index
+            self._show(self.runs)
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORT_KEYS)
+        self._show(self.runs)
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_mark(self) -> None:
+        run_id = self.current_id
+        if run_id is None:
+            return
+        self.marked.symmetric_difference_update({run_id})
+        self._show(self.runs)
+
+    def action_compare(self) -> None:
+        from lf_tui.screens.compare_screen import CompareScreen
+
+        chosen = [r for r in self.runs if r.run_id in self.marked]
+        if len(chosen) < 2:
+            self.notify("mark two or more runs with space to compare them", severity="warning")
+            return
+        self.app.push_screen(CompareScreen([RunDir(r.path) for r in chosen]))
+
+    def action_open_run(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one("#runs", DataTable).focus()
+            return
+        run_id = self.current_id
+        if run_id is not None:
+            info = next(r for r in self.runs if r.run_id == run_id)
+            self.app.open_run(RunDir(info.path))  # type: ignore[attr-defined]
+
+    def action_delete(self) -> None:
+        run_id = self.current_id
+        if run_id is None:
+            return
+        info = next(r for r in self.runs if r.run_id == run_id)
+        if info.status in ("running", "starting"):
+            self.notify("cancel the run before deleting it", severity="warning")
+            return
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                shutil.rmtree(info.path, ignore_errors=True)
+                self.marked.discard(run_id)
+                self.notify(f"deleted {run_id}")
+                self.action_refresh()
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {run_id} and all its files?", "Delete", "Keep"), decided)
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one("#runs", DataTable).focus()
+        else:
+            self.app.pop_screen()

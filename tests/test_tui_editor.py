@@ -1,0 +1,75 @@
+"""The editor as a user drives it: live validation, jump to an error, refused start, unsaved-change guard."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import TextArea
+
+from lf_tui.app import LfTuiApp
+from lf_tui.screens.editor_screen import EditorScreen
+from lf_tui.screens.methods_screen import MethodsScreen
+from lf_tui.widgets.dialogs import ConfirmScreen
+from tests.tui_helpers import issues_text, wait_for
+
+
+async def _open_lora_defaults(pilot) -> TextArea:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="methods screen")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+    return app.screen.query_one("#config", TextArea)
+
+
+async def test_typing_an_invalid_value_shows_its_path_and_fixing_it_clears(tmp_path) -> None:
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        area = await _open_lora_defaults(pilot)
+        line = next(i for i, text in enumerate(area.text.splitlines()) if text.strip().startswith('"r":'))
+        area.cursor_location = (line, len(area.document.get_line(line)) - 1)  # just before the comma
+        await pilot.press("backspace", "backspace", "5", "1", "2")
+        await wait_for(pilot, lambda: "method_specific.r" in issues_text(app), what="error in panel")
+        assert "512 is above the maximum 256" in issues_text(app)
+        assert f"line {line + 1}" in issues_text(app)
+        await pilot.press("ctrl+r")  # Start is refused while invalid
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, EditorScreen) and not list((tmp_path / "runs").glob("*"))
+        area.cursor_location = (0, 0)
+        await pilot.press("f4", "enter")  # select the error: the cursor jumps to it
+        assert area.cursor_location[0] == line
+        area.cursor_location = (line, len(area.document.get_line(line)) - 1)
+        await pilot.press("backspace", "backspace", "backspace", "1", "6")
+        await wait_for(pilot, lambda: issues_text(app) == "", what="panel to clear")
+
+
+async def test_json_syntax_error_and_warning(tmp_path) -> None:
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        area = await _open_lora_defaults(pilot)
+        area.load_text('{"method": "lora", "training": {"epochs": }}')
+        await wait_for(pilot, lambda: "not valid JSON" in issues_text(app) or "Expecting value" in issues_text(app),
+                       what="syntax error")
+        area.load_text(json.dumps({"method": "lora", "method_specific": {"lora_alfa": 3}}))
+        await wait_for(pilot, lambda: "did you mean 'lora_alpha'" in issues_text(app), what="typo warning")
+
+
+async def test_unsaved_changes_are_never_lost_silently(tmp_path) -> None:
+    target = tmp_path / "mine.json"
+    app = LfTuiApp(runs_dir=tmp_path / "runs", edit_path=target, edit_method="qlora")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+        area = app.screen.query_one("#config", TextArea)
+        assert '"qlora"' in area.text and not target.exists()
+        area.insert(" ")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm on leave")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="back in editor")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm on quit")
+        await pilot.press("n")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, target.exists, what="saved file")
+        assert json.loads(target.read_text())["method_config"]["method_name"] == "qlora"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="left without prompt")
