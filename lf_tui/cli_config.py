@@ -8,6 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from lf_tui import consoles
 from methods.catalogue import get_catalogue
 from methods.config_file import ConfigInputError, read_config_file, write_upgraded
 from methods.report import Report
@@ -18,14 +19,14 @@ READY = {"yes": "✅", "partial": "⚠️", "no": "❌"}
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = consoles.out()
     try:
         text, document = read_config_file(args.config)
     except ConfigInputError as exc:
         if args.json:
             print(json.dumps({"source": args.config, "valid": False, "unusable": str(exc)}))
         else:
-            Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+            consoles.err().print(f"[red]error:[/red] {exc}")
         return 2
     resolved = validate_config(document, method=args.method, text=text, source=args.config)
     report = resolved.report
@@ -99,7 +100,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2))
         return 0
-    console = Console()
+    console = consoles.out()
     console.print(matrix_table())
     console.print(use_case_table())
     for m in catalogue:

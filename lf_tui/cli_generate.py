@@ -6,14 +6,13 @@ import argparse
 import json
 import subprocess
 
-from rich.console import Console
-
 from engine.launcher import PROJECT_ROOT, _env
 from engine.run_store import RunNotFound, RunStore
+from lf_tui import consoles
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = consoles.out()
     try:
         run = RunStore(args.runs_dir).resolve(args.run)
     except RunNotFound as exc:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
-from rich.console import Console
 from rich.table import Table
 
 from engine.launcher import cancel_pid
 from engine.run_store import RunNotFound, RunStore
+from lf_tui import consoles
 from lf_tui.formatting import duration, number
 
 
@@ -20,7 +19,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
         return 0
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console = consoles.out()
     if not runs:
         console.print(f"no runs in {RunStore(args.runs_dir).root}")
         return 0
@@ -40,7 +39,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = consoles.out()
     try:
         run = RunStore(args.runs_dir).resolve(args.run)
     except RunNotFound as exc:

@@ -18,6 +18,7 @@ from rich.table import Table
 from engine.launcher import follow_events, launch
 from engine.protocol import Event, Finished, Step, UnsupportedProtocol
 from engine.run_store import RunNotFound, RunStore
+from lf_tui import consoles
 from lf_tui.formatting import count, duration, number
 from lf_tui.run_model import RunModel
 from lf_tui.run_setup import RunSetupError, config_for_quick_train, config_for_train, create_run
@@ -26,7 +27,7 @@ EXIT = {"completed": 0, "cancelled": 130}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False)
+    err = consoles.err()
     store = RunStore(args.runs_dir)
     if args.resume:
         try:
@@ -55,14 +56,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_quick_train(args: argparse.Namespace) -> int:
     resolved, note = config_for_quick_train(args.method, args.base_model, max_steps=args.max_steps)
     if note:
-        Console(stderr=True, highlight=False).print(f"[dim]{note}[/dim]")
+        consoles.err().print(f"[dim]{note}[/dim]")
     return _create_and_start(RunStore(args.runs_dir), resolved, args)
 
 
 def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace) -> int:
     from lf_tui.cli_config import print_report
 
-    err = Console(stderr=True, highlight=False)
+    err = consoles.err()
     if not resolved.report.ok:
         print_report(err, resolved.report)
         return 1
@@ -77,7 +78,7 @@ def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace) 
 
 
 def _start(run: Any, args: argparse.Namespace, resume: bool) -> int:
-    console = Console(highlight=False)
+    console = consoles.out()
     proc = launch(run, resume=resume, pipe=not args.detach)
     if args.detach:
         console.print(f"started run {run.run_id} (pid {proc.pid}) in {run.path}; `lf-tui attach {run.run_id}` to watch")
@@ -91,16 +92,16 @@ def cmd_attach(args: argparse.Namespace) -> int:
     try:
         run = RunStore(args.runs_dir).resolve(args.run)
     except RunNotFound as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        consoles.err().print(f"[red]error:[/red] {exc}")
         return 2
-    Console(highlight=False).print(f"attached to {run.run_id} ({run.info().status}); Ctrl-C detaches, the run goes on")
+    consoles.out().print(f"attached to {run.run_id} ({run.info().status}); Ctrl-C detaches, the run goes on")
     return watch(follow_events(run), plain=args.plain or not sys.stdout.isatty(), on_interrupt=None)
 
 
 def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None] | None,
           interrupt_text: str = "") -> int:
     """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached."""
-    console = Console(highlight=False)
+    console = consoles.out()
     model = RunModel(max_points=200)
     interrupted = False
     live = None if plain else Live(render(model), console=console, refresh_per_second=4, transient=False)

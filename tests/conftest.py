@@ -57,3 +57,18 @@ def train(store: RunStore, config: Any, dataset: Path | None = None) -> tuple[Ru
     run, proc = start_run(store, config, dataset)
     events = list(proc.events())
     return run, events, proc.wait(timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_outlives_its_test(tmp_path: Path):
+    """Runs are detached by design, so a failing test could leave an engine training: kill those of this test."""
+    yield
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if "engine" in cmdline and any(str(tmp_path) in part for part in cmdline):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass

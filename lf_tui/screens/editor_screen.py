@@ -83,9 +83,9 @@ class EditorScreen(Screen[None]):
         issues = self.query_one("#issues", OptionList)
         issues.clear_options()
         for i, issue in enumerate(self.check.errors):
-            issues.add_option(Option(f"[red]error[/red] {issue.render()}", id=f"e{i}"))
+            issues.add_option(Option(f"[red]✘ error:[/red] {issue.render()}", id=f"e{i}"))
         for i, issue in enumerate(self.check.warnings):
-            issues.add_option(Option(f"[yellow]warning[/yellow] {issue.render()}", id=f"w{i}"))
+            issues.add_option(Option(f"[yellow]⚠ warning:[/yellow] {issue.render()}", id=f"w{i}"))
         verdict = self.query_one("#verdict", Static)
         if self.check.ok:
             verdict.update(f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s)")
