@@ -169,6 +169,7 @@ def _add_pydantic_error(report: Report, model: type[BaseModel], err: dict[str, A
         "missing": lambda: "is required",
         "too_short": lambda: f"{value!r} is too short (at least {ctx.get('min_length')})",
         "string_pattern_mismatch": lambda: f"{value!r} is not a valid value",
+        "string_too_short": lambda: f"{value!r} is too short (at least {ctx.get('min_length')} character)",
     }
     message = messages.get(kind, lambda: f"{value!r}: {err['msg'][0].lower()}{err['msg'][1:]}")()
     if any(e.path == path for e in report.errors):
