@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+
+ENTRY_TIME = time.time()  # when the interpreter reached our code (startup accounting)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--events-fd", type=int, help="file descriptor to stream events to")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--launched-at", type=float, help="when the launcher started us (start-up accounting)")
     g = sub.add_parser("generate", help="print one JSON line with a greedy completion from RUN_DIR")
     g.add_argument("run_dir", type=Path)
     g.add_argument("--prompt", required=True)
@@ -24,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     from engine.runner import run
 
-    return run(args.run_dir, args.events_fd, args.resume)
+    return run(args.run_dir, args.events_fd, args.resume, launched_at=args.launched_at)
 
 
 def _generate(args: argparse.Namespace) -> int:

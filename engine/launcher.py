@@ -23,7 +23,7 @@ def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> 
         cmd += ["--events-fd", str(events_fd)]
     if resume:
         cmd.append("--resume")
-    return cmd
+    return cmd + ["--launched-at", repr(time.time())]
 
 
 def _env() -> dict[str, str]:

@@ -51,6 +51,7 @@ class RunStarted(Event):
     precision: str = "fp32"
     padding_reduction: str = "off"
     truncated_examples: int = 0
+    startup: dict[str, float] = field(default_factory=dict)  # seconds: interpreter, imports, model, data
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Step(Event):
     elapsed_s: float = 0.0
     eta_s: float | None = None
     total_steps: int = 0
+    tokens: int = 0  # cumulative real (non-padding) tokens trained on
 
 
 @dataclass(slots=True)
@@ -142,9 +144,14 @@ def parse_event(line: str | bytes) -> Event:
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown event type {kind!r}")
+    del data["type"]
+    try:
+        return cls(**data)  # fast path: exactly the fields we know
+    except TypeError:
+        pass
     known = _FIELDS[kind]
     try:
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in known})  # a newer engine added fields
     except TypeError as exc:
         raise ProtocolError(f"bad {kind} event: {exc}") from None
 

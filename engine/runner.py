@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -77,7 +78,7 @@ def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, Any]:
     return tokenizer, model, impl
 
 
-def run(run_dir: Path, events_fd: int | None = None, resume: bool = False) -> int:
+def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launched_at: float | None = None) -> int:
     run = RunDir(run_dir)
     import psutil
 
@@ -98,7 +99,7 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False) -> in
         from engine.monitor import SystemMonitor
 
         monitor = SystemMonitor(emitter.emit, cfg.monitoring.system_interval_s)
-        trainer = _setup(run, cfg, emitter, control, log, monitor, resume)
+        trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at)
         monitor.start()
         trainer.fit()
         eval_loss = trainer.evaluate()
@@ -128,9 +129,24 @@ def _classify(exc: Exception) -> tuple[str, str]:
     return "internal", "this looks like a bug in lf-tui or a library: the traceback is in engine.log"
 
 
-def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, monitor: Any, resume: bool) -> Any:
+def _startup_base(launched_at: float | None) -> dict[str, float]:
+    entry = getattr(sys.modules.get("__main__"), "ENTRY_TIME", None)
+    if entry is None or launched_at is None:
+        return {}
+    return {"interpreter_s": round(max(0.0, entry - launched_at), 3)}
+
+
+def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, monitor: Any, resume: bool,
+           launched_at: float | None = None) -> Any:
+    startup = _startup_base(launched_at)
+    t = time.perf_counter()
+    import peft  # noqa: F401  (timed: the heavy imports)
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    startup["imports_s"] = round(time.perf_counter() - t, 3)
     from engine.batching import pick_padding_reduction
-    from engine.data import prepare
+    from engine.data_cache import cached_prepare
     from engine.data_files import SAMPLE_DATASET
     from engine.external_loggers import make_external_logger
     from engine.models import count_parameters, resolve_runtime
@@ -139,10 +155,14 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     runtime = resolve_runtime(cfg)
     for note in runtime.notes:
         log("warning", note)
+    t = time.perf_counter()
     tokenizer, model, impl = build(cfg, runtime, log)
+    startup["model_s"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
     meta = run.meta()
-    data = prepare(tokenizer, meta.get("dataset") or str(SAMPLE_DATASET), cfg.data, cfg.training.max_seq_length,
-                   cfg.training.seed, meta.get("eval_dataset"))
+    data = cached_prepare(run.path.parent / ".cache" / "tokenized", tokenizer, meta.get("dataset") or str(SAMPLE_DATASET),
+                          cfg, meta.get("eval_dataset"))
+    startup["data_s"] = round(time.perf_counter() - t, 3)
     for note in data.notes:
         log("warning", note)
     mode = pick_padding_reduction(cfg.training.padding_reduction, runtime.device.type)
@@ -166,7 +186,7 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
                             train_examples=len(data.train), eval_examples=len(data.eval),
                             total_steps=trainer.total_steps, config_hash=config_hash(cfg), pid=os.getpid(),
                             resumed_from_step=resumed, nvml=monitor.nvml_note, precision=runtime.precision,
-                            padding_reduction=mode, truncated_examples=data.truncated))
+                            padding_reduction=mode, truncated_examples=data.truncated, startup=startup))
     return trainer
 
 

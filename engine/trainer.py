@@ -29,6 +29,7 @@ class LoopState:
     losses: list[float] = field(default_factory=list)
     eval_losses: list[float] = field(default_factory=list)
     elapsed_before_s: float = 0.0
+    tokens: int = 0
 
 
 def build_optimizer(model: Any, training: Any) -> torch.optim.Optimizer:
@@ -127,7 +128,9 @@ class Trainer:
                 micro_losses = []
                 for indices in groups[group_index]:
                     batch = make_batch(self.train_set, indices, self.mode, self.pad_id)
-                    window_tokens += real_tokens(batch)
+                    n_tokens = real_tokens(batch)
+                    window_tokens += n_tokens
+                    st.tokens += n_tokens
                     loss = self._forward(batch) / len(groups[group_index])
                     (self.scaler.scale(loss) if self.scaler else loss).backward()
                     micro_losses.append(float(loss.detach()) * len(groups[group_index]))
@@ -182,5 +185,6 @@ class Trainer:
         self.emit(Step(step=st.step, epoch=round(st.epoch + st.batch_in_epoch / max(1, self.per_epoch), 4),
                        loss=loss, learning_rate=lr, grad_norm=self._last_grad_norm,
                        tokens_per_s=tokens / max(now - window_start, 1e-9), elapsed_s=round(elapsed, 3),
-                       eta_s=None if eta is None else round(eta, 2), total_steps=self.total_steps))
+                       eta_s=None if eta is None else round(eta, 2), total_steps=self.total_steps,
+                       tokens=st.tokens))
         self.external_log({"train/loss": loss, "train/learning_rate": lr}, st.step)

@@ -89,3 +89,19 @@ def test_bad_data_names_file_and_line(tokenizer, tmp_path, name, content, messag
 def test_missing_file(tokenizer) -> None:
     with pytest.raises(DataError, match="no such file"):
         prepare(tokenizer, "/nonexistent/data.jsonl", data_cfg(), 512, 0)
+
+
+def test_tokenised_dataset_is_cached_by_content(tokenizer, tmp_path) -> None:
+    from engine.data_cache import cached_prepare
+
+    src = write(tmp_path, "a.jsonl", "".join(json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) + "\n"
+                                            for i in range(10)))
+    cfg = make_config("lora")
+    cache = tmp_path / "cache"
+    first = cached_prepare(cache, tokenizer, src, cfg, None)
+    [entry] = list(cache.glob("*.json"))
+    assert cached_prepare(cache, tokenizer, src, cfg, None) == first
+    entry.write_text("{broken")
+    assert cached_prepare(cache, tokenizer, src, cfg, None) == first  # a corrupt entry is rebuilt
+    Path(src).write_text(json.dumps({"instruction": "new", "output": "data"}) + "\n")
+    assert cached_prepare(cache, tokenizer, src, cfg, None) != first and len(list(cache.glob("*.json"))) == 2
