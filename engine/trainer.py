@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -19,6 +18,18 @@ from engine.data import Example
 from engine.errors import Cancelled
 from engine.models import Runtime
 from engine.protocol import Checkpoint, Eval, Event, Step
+
+
+@dataclass
+class Collate:
+    """Builds one batch from example indices (picklable, so DataLoader workers can run it)."""
+
+    examples: list[Example]
+    mode: str
+    pad_id: int
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return make_batch(self.examples, indices, self.mode, self.pad_id)
 
 
 @dataclass
@@ -120,14 +131,15 @@ class Trainer:
         while st.step < self.total_steps:
             batches = batch_order(self.train_set, t.batch_size, t.seed, st.epoch, self.mode)
             groups = [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
+            loader = self._loader([ind for g in groups[st.batch_in_epoch:] for ind in g])
             for group_index in range(st.batch_in_epoch, len(groups)):
                 if self.control.cancel_requested.is_set():
                     self._finish_window(window_losses, window_tokens, window_start, start, session_start_step)
                     self.save()
                     raise Cancelled(self.control.reason)
                 micro_losses = []
-                for indices in groups[group_index]:
-                    batch = make_batch(self.train_set, indices, self.mode, self.pad_id)
+                for _ in groups[group_index]:
+                    batch = next(loader)
                     n_tokens = real_tokens(batch)
                     window_tokens += n_tokens
                     st.tokens += n_tokens
@@ -154,6 +166,17 @@ class Trainer:
                 st.batch_in_epoch = 0
         st.elapsed_before_s += time.perf_counter() - start
         return st
+
+    def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, torch.Tensor]]:
+        """Collated batches in order; hardware.dataloader_num_workers > 0 collates in worker processes."""
+        collate = Collate(self.train_set, self.mode, self.pad_id)
+        workers = self.cfg.hardware.dataloader_num_workers
+        if workers == 0 or not batches:
+            return (collate(indices) for indices in batches)
+        from torch.utils.data import DataLoader
+
+        return iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, collate_fn=collate,
+                               pin_memory=self.runtime.device.type == "cuda"))
 
     def _optimizer_step(self, max_norm: float) -> float | None:
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -7,16 +7,13 @@ import json
 import subprocess
 
 from engine.launcher import PROJECT_ROOT, _env
-from engine.run_store import RunNotFound, RunStore
 from lf_tui import consoles
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     console = consoles.out()
-    try:
-        run = RunStore(args.runs_dir).resolve(args.run)
-    except RunNotFound as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    run = consoles.resolve_run(args.runs_dir, args.run)
+    if run is None:
         return 2
     import sys
 

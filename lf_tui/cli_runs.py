@@ -9,7 +9,7 @@ import time
 from rich.table import Table
 
 from engine.launcher import cancel_pid
-from engine.run_store import RunNotFound, RunStore
+from engine.run_store import RunStore
 from lf_tui import consoles
 from lf_tui.formatting import duration, number
 
@@ -40,10 +40,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     console = consoles.out()
-    try:
-        run = RunStore(args.runs_dir).resolve(args.run)
-    except RunNotFound as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    run = consoles.resolve_run(args.runs_dir, args.run)
+    if run is None:
         return 2
     info = run.info()
     if info.status != "running":

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from engine.launcher import follow_events, launch
 from engine.protocol import Event, Finished, Step, UnsupportedProtocol
-from engine.run_store import RunNotFound, RunStore
+from engine.run_store import RunStore
 from lf_tui import consoles
 from lf_tui.formatting import count, duration, number
 from lf_tui.run_model import RunModel
@@ -30,10 +30,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     err = consoles.err()
     store = RunStore(args.runs_dir)
     if args.resume:
-        try:
-            run = store.resolve(args.resume)
-        except RunNotFound as exc:
-            err.print(f"[red]error:[/red] {exc}")
+        run = consoles.resolve_run(args.runs_dir, args.resume)
+        if run is None:
             return 2
         if run.info().status == "running":
             err.print(f"[red]error:[/red] run {run.run_id} is still running; `lf-tui attach {run.run_id}` to watch it")
@@ -89,10 +87,8 @@ def _start(run: Any, args: argparse.Namespace, resume: bool) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    try:
-        run = RunStore(args.runs_dir).resolve(args.run)
-    except RunNotFound as exc:
-        consoles.err().print(f"[red]error:[/red] {exc}")
+    run = consoles.resolve_run(args.runs_dir, args.run)
+    if run is None:
         return 2
     consoles.out().print(f"attached to {run.run_id} ({run.info().status}); Ctrl-C detaches, the run goes on")
     return watch(follow_events(run), plain=args.plain or not sys.stdout.isatty(), on_interrupt=None)

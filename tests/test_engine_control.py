@@ -103,3 +103,21 @@ def test_missing_dataset_field_fails_with_an_error_event(store, tmp_path) -> Non
     assert error.kind == "data" and "line 2" in error.message and "'output'" in error.message
     assert isinstance(events[0], RunStarted)  # the stream still opens with the protocol version
     assert run.info().status == "failed"
+
+
+def test_dataloader_workers_give_the_same_curve(store, learnable_dataset) -> None:
+    curves = []
+    for workers in (0, 2):
+        cfg = make_config("lora", training={"max_steps": 5, "seed": 1}, hardware={"dataloader_num_workers": workers})
+        _, events, rc = train(store, cfg, learnable_dataset)
+        assert rc == 0
+        curves.append([e.loss for e in events if isinstance(e, Step)])
+    assert curves[0] == curves[1] and len(curves[0]) == 5
+
+
+def test_errors_are_classified() -> None:
+    from engine.runner import _classify
+
+    kind, hint = _classify(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert kind == "oom" and "gradient_checkpointing" in hint and "QLoRA" in hint
+    assert _classify(ValueError("boom"))[0] == "internal"
