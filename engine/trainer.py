@@ -175,8 +175,10 @@ class Trainer:
             return (collate(indices) for indices in batches)
         from torch.utils.data import DataLoader
 
+        # spawn, not fork: forking a process whose OpenMP pool and threads are running can deadlock the workers
         return iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, collate_fn=collate,
-                               pin_memory=self.runtime.device.type == "cuda"))
+                               pin_memory=self.runtime.device.type == "cuda", multiprocessing_context="spawn",
+                               generator=torch.Generator().manual_seed(0)))  # leaves the global RNG alone
 
     def _optimizer_step(self, max_norm: float) -> float | None:
         params = [p for p in self.model.parameters() if p.requires_grad]

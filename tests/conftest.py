@@ -53,10 +53,19 @@ def start_run(store: RunStore, config: Any, dataset: Path | None = None):
     return run, launch(run)
 
 
-def train(store: RunStore, config: Any, dataset: Path | None = None) -> tuple[RunDir, list[Event], int]:
+def train(store: RunStore, config: Any, dataset: Path | None = None,
+          timeout: float = 300) -> tuple[RunDir, list[Event], int]:
+    """Run to the end; a run that hangs is killed after `timeout` seconds so the suite never stalls."""
+    import threading
+
     run, proc = start_run(store, config, dataset)
-    events = list(proc.events())
-    return run, events, proc.wait(timeout=300)
+    watchdog = threading.Timer(timeout, proc.popen.kill)
+    watchdog.start()
+    try:
+        events = list(proc.events())
+        return run, events, proc.wait(timeout=timeout)
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture(autouse=True)
