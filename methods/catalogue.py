@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -62,8 +64,7 @@ class Catalogue:
     def discover(cls, root: Path = METHODS_DIR) -> Catalogue:
         found = []
         for folder in sorted(p for p in root.iterdir() if (p / "spec.py").is_file()):
-            module = importlib.import_module(f"methods.{folder.name}.spec")
-            info: MethodInfo = module.METHOD
+            info: MethodInfo = _load_spec(folder).METHOD
             if info.name != folder.name:
                 raise ValueError(f"{folder}/spec.py declares method {info.name!r}; the folder is {folder.name!r}")
             found.append(Method(info, folder, config_model_for(info.name, info.spec_model)))
@@ -96,6 +97,18 @@ class Catalogue:
                 elif not row["secondary"]:
                     row["secondary"] = uc.notes if uc.notes and "(" in uc.notes else method.info.title
         return [(k, v["primary"], v["secondary"], v["notes"]) for k, v in rows.items()]
+
+
+def _load_spec(folder: Path) -> Any:
+    """Import a method folder's spec.py: as methods.<name>.spec inside this package, by path elsewhere."""
+    if folder.parent.resolve() == METHODS_DIR:
+        return importlib.import_module(f"methods.{folder.name}.spec")
+    name = f"lf_tui_method_{folder.name}_spec"
+    spec = importlib.util.spec_from_file_location(name, folder / "spec.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 @lru_cache(maxsize=1)

@@ -114,3 +114,25 @@ async def test_starts_and_quits_with_empty_and_corrupt_run_stores(tmp_path) -> N
                 await pilot.pause(0.3)
             await pilot.press("ctrl+q")
         assert app.return_code in (0, None)
+
+
+async def test_delete_asks_first_and_keeps_the_run_on_no(tmp_path) -> None:
+    store_root = tmp_path / "runs"
+    from engine.run_store import RunStore
+
+    run = RunStore(store_root).create("lora", {"base_model": "builtin:tiny-llama"})
+    (run.path / "summary.json").write_text('{"status": "completed"}')
+    app = LfTuiApp(runs_dir=store_root)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and
+                       app.screen.query_one("#runs", DataTable).row_count == 1)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirmation")
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert run.path.exists()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not run.path.exists(), what="deletion")
