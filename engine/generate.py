@@ -9,9 +9,9 @@ import torch
 
 from engine.data import ALPACA_PROMPT, _render_chat
 from engine.errors import EngineError
-from engine.models import load_base_model, load_tokenizer, resolve_runtime
+from engine.models import load_tokenizer, resolve_runtime
 from engine.run_store import RunDir
-from engine.runner import MethodContext, load_run_config
+from engine.runner import MethodContext, load_model, load_run_config
 from methods.catalogue import get_catalogue
 
 
@@ -35,8 +35,8 @@ def format_prompt(tokenizer: Any, prompt: str, data_format: str) -> str:
 
 def _base(cfg: Any, runtime: Any, impl: Any) -> Any:
     ctx = MethodContext(cfg, runtime, lambda level, msg: None)
-    model = impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
-    if cfg.method_name != "qlora":
+    model = load_model(impl, cfg, runtime, ctx)
+    if not hasattr(impl, "load_model"):  # a method that loads the model itself also places it
         model.to(runtime.device)
     return model, ctx
 
@@ -68,6 +68,7 @@ def generate(run: RunDir, prompt: str, max_new_tokens: int = 32, compare_base: b
     base, ctx = _base(cfg, runtime, impl)
     base_completion = greedy(base, tokenizer, text, max_new_tokens, impl, runtime) if compare_base else None
     model = impl.load_trained(base, trained_weights(run), ctx)
-    model.to(runtime.device) if cfg.method_name != "qlora" else None
+    if not hasattr(impl, "load_model"):
+        model.to(runtime.device)
     completion = greedy(model, tokenizer, text, max_new_tokens, impl, runtime)
     return {"prompt": prompt, "completion": completion, "base_completion": base_completion}

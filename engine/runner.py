@@ -60,22 +60,28 @@ def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, Any]:
     """Tokenizer, adapted model and the method's implementation module."""
     import torch
 
-    from engine.models import load_base_model, load_tokenizer
+    from engine.models import load_tokenizer
 
     torch.manual_seed(cfg.training.seed)
     impl = get_catalogue().get(cfg.method_name).implementation()
     ctx = MethodContext(cfg, runtime, log)
     tokenizer = load_tokenizer(cfg)
-    model = impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
-    if cfg.hardware.gradient_checkpointing and cfg.method_name != "qlora":
+    model = load_model(impl, cfg, runtime, ctx)
+    if cfg.hardware.gradient_checkpointing and not getattr(impl, "HANDLES_GRADIENT_CHECKPOINTING", False):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = impl.apply(model, cfg, ctx)
-    if not any(p.device.type == runtime.device.type for p in model.parameters()) or runtime.device.type != "cpu":
-        if cfg.method_name != "qlora":
-            model.to(runtime.device)
+    if not hasattr(impl, "load_model"):  # a method that loads the model itself also places it (device_map)
+        model.to(runtime.device)
     return tokenizer, model, impl
+
+
+def load_model(impl: Any, cfg: Any, runtime: Any, ctx: MethodContext) -> Any:
+    """The base model as the method wants it loaded (QLoRA quantises), else a plain from_pretrained."""
+    from engine.models import load_base_model
+
+    return impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
 
 
 def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launched_at: float | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from methods.config_file import ConfigInputError, parse_config_text
@@ -71,7 +70,3 @@ def get_field(text: str, key: str) -> Any:
         return None
     target = document["method_config"] if isinstance(document.get("method_config"), dict) else document
     return target.get(key)
-
-
-def template_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")

@@ -7,6 +7,8 @@ from typing import Any
 
 from methods.lora import implementation as lora
 
+HANDLES_GRADIENT_CHECKPOINTING = True  # prepare_model_for_kbit_training enables it in apply()
+
 
 def compute_dtype(spec: Any, device_type: str) -> Any:
     import torch
