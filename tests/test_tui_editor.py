@@ -73,3 +73,16 @@ async def test_unsaved_changes_are_never_lost_silently(tmp_path) -> None:
         assert json.loads(target.read_text())["method_config"]["method_name"] == "qlora"
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="left without prompt")
+
+
+async def test_old_config_is_migrated_and_can_be_upgraded(tmp_path) -> None:
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"method": "lora", "version": "1.0", "training": {"num_train_epochs": 2}}))
+    app = LfTuiApp(runs_dir=tmp_path / "runs", edit_path=old)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        verdict = str(app.screen.query_one("#verdict").render())
+        assert "version 1.0 config, migrated" in verdict and "num_train_epochs" in verdict
+        await pilot.press("ctrl+u", "ctrl+s")
+        await wait_for(pilot, lambda: json.loads(old.read_text()).get("version") == "2.0", what="upgraded file")
+        assert json.loads(old.read_text())["training"] == {"epochs": 2}

@@ -29,6 +29,7 @@ class EditorScreen(Screen[None]):
         Binding("ctrl+b", "pick_model", "Base model", priority=True),
         Binding("ctrl+d", "pick_dataset", "Dataset", priority=True),
         Binding("f4", "focus_issues", "Issues", priority=True),
+        Binding("ctrl+u", "upgrade", "Upgrade version", priority=True),
         Binding("escape", "leave", "Back", priority=True),
     ]
 
@@ -86,12 +87,28 @@ class EditorScreen(Screen[None]):
             issues.add_option(Option(f"[red]✘ error:[/red] {issue.render()}", id=f"e{i}"))
         for i, issue in enumerate(self.check.warnings):
             issues.add_option(Option(f"[yellow]⚠ warning:[/yellow] {issue.render()}", id=f"w{i}"))
-        verdict = self.query_one("#verdict", Static)
         if self.check.ok:
-            verdict.update(f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s)")
+            text = f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s)"
         else:
-            verdict.update(f"[red]✘ {len(self.check.errors)} error(s)[/red] · {len(self.check.warnings)} warning(s)")
+            text = f"[red]✘ {len(self.check.errors)} error(s)[/red] · {len(self.check.warnings)} warning(s)"
+        report = self.check.resolved.report if self.check.resolved else None
+        if report is not None and report.migrated_from:
+            text += (f"\n[cyan]version {report.migrated_from} config, migrated on load "
+                     f"({'; '.join(report.migration_notes)}): Ctrl+U writes the upgrade into the editor[/cyan]")
+        self.query_one("#verdict", Static).update(text)
         return self.check
+
+    def action_upgrade(self) -> None:
+        """Replace the text with the migrated config (then Ctrl+S saves it)."""
+        check = self.run_validation()
+        if check.resolved is None or not check.resolved.report.migrated_from:
+            self.notify("this config is already at the current version")
+            return
+        import json
+
+        self.query_one("#config", TextArea).load_text(json.dumps(check.resolved.upgraded_document(), indent=2) + "\n")
+        self.run_validation()
+        self.notify(f"upgraded from version {check.resolved.report.migrated_from}; Ctrl+S saves it")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if self.check is None or event.option.id is None:
