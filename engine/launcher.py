@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
-from engine.run_store import LOG, RunDir
+from engine.run_store import LOG, STARTING_GRACE_S, RunDir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,8 +161,11 @@ def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: flo
         if not follow:
             break
         idle_checks += 1
-        if idle_checks % 5 == 0 and not run.engine_alive() and run.engine_info():
-            break  # engine gone without a terminal event: crashed
+        if idle_checks % 5 == 0 and not run.engine_alive():
+            if run.engine_info():
+                break  # engine gone without a terminal event: crashed
+            if time.time() - float(run.meta().get("created") or 0) > STARTING_GRACE_S:
+                break  # the engine never started
         time.sleep(poll_s)
     if buffer.strip():
         event = reader.feed(buffer)  # a last line without newline: parsed if whole, counted if truncated

@@ -156,3 +156,12 @@ def test_secrets_never_reach_run_files(tmp_path: Path, learnable_dataset: Path) 
         if path.is_file() and path.suffix in (".json", ".jsonl", ".log"):
             text = path.read_text(errors="replace")
             assert "s3cr3t" not in text, path
+
+
+def test_follow_gives_up_on_a_run_whose_engine_never_started(store) -> None:
+    run = store.create("lora", {"base_model": "builtin:tiny-llama"})
+    meta = json.loads(run.file("meta.json").read_text())
+    meta["created"] -= 3600
+    run.file("meta.json").write_text(json.dumps(meta))
+    assert list(follow_events(run, poll_s=0.01)) == []
+    assert run.info().status == "crashed"
