@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import EventReader, Finished, RunStarted, Step, UnsupportedProtocol
+from engine.event_stats import scan
+from engine.protocol import Finished
 from methods.config_file import write_json
 
 ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
@@ -133,28 +134,19 @@ class RunDir:
                        started=meta.get("created"), trust_remote_code=bool(meta.get("trust_remote_code")))
         if not meta:
             info.problems.append("meta.json missing or corrupt")
-        reader, terminal, best_loss = EventReader(), None, None
-        try:
-            with open(self.events_path, "rb") as fh:
-                for event in reader.feed_all(fh):
-                    if isinstance(event, Step):
-                        info.steps, info.final_loss, info.total_steps = event.step, event.loss, event.total_steps
-                        best_loss = event.loss if best_loss is None else min(best_loss, event.loss)
-                        info.duration_s = event.elapsed_s
-                    elif isinstance(event, RunStarted):
-                        info.method = info.method or event.method
-                        info.base_model = info.base_model or event.base_model
-                        info.total_steps = event.total_steps
-                    elif event.type in ("finished", "error"):
-                        terminal = event
-        except FileNotFoundError:
+        stats = scan(self.events_path)
+        terminal = None
+        if stats is None:
             if meta:
                 info.problems.append("events.jsonl missing")
-        except (OSError, UnsupportedProtocol) as exc:
-            info.problems.append(str(exc))
-        if reader.skipped:
-            info.problems.append(f"{reader.skipped} unreadable event line(s) skipped")
-        info.best_loss = best_loss
+        else:
+            info.steps, info.total_steps, info.final_loss = stats.steps, stats.total_steps, stats.final_loss
+            info.best_loss, info.duration_s, terminal = stats.best_loss, stats.elapsed_s, stats.terminal
+            info.method, info.base_model = info.method or stats.method, info.base_model or stats.base_model
+            if stats.problem:
+                info.problems.append(stats.problem)
+            if stats.skipped or stats.partial_tail:
+                info.problems.append(f"{stats.skipped + stats.partial_tail} unreadable event line(s) skipped")
         if summary is not None:
             info.status = summary.get("status", "completed")
             info.best_eval_loss = summary.get("best_eval_loss")
