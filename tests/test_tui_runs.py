@@ -136,3 +136,22 @@ async def test_delete_asks_first_and_keeps_the_run_on_no(tmp_path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: not run.path.exists(), what="deletion")
+
+
+async def test_a_crashed_run_shows_as_crashed_with_its_curve(tmp_path) -> None:
+    from engine.protocol import RunStarted as Started
+    from engine.run_store import RunStore
+
+    run = RunStore(tmp_path / "runs").create("lora", {"base_model": "builtin:tiny-llama"})
+    (run.path / "engine.json").write_text('{"pid": 999999999, "create_time": 1.0}')  # an engine long gone
+    lines = [Started(run_id=run.run_id, method="lora", total_steps=50).to_line()]
+    lines += [Step(step=i, loss=3.0 / i, total_steps=50).to_line() for i in range(1, 8)]
+    run.events_path.write_text("".join(lines))
+    app = LfTuiApp(runs_dir=run.path.parent)
+    async with app.run_test(size=(140, 45)) as pilot:
+        app.open_run(run)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.is_mounted and screen.model.loss.count == 7)
+        await wait_for(pilot, lambda: "crashed" in str(screen.query_one("#run-title").render()), what="crashed")
+        assert screen.model.loss.count == 7 and "step 7/50" in text_of(app, "#figures")

@@ -37,6 +37,8 @@ class RunScreen(Screen[None]):
         self._drawn_version = -1
         self._logs_seen = 0
         self._stop = threading.Event()
+        self.trust_remote_code = bool(run.meta().get("trust_remote_code"))
+        self.engine_gone = False  # set by the reader thread, so redraws never touch the disk
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -71,6 +73,10 @@ class RunScreen(Screen[None]):
                 self.model.ingest(event)
             if self._stop.is_set():
                 return
+        if not self._stop.is_set():
+            with self.lock:  # the stream ended: did the engine die without a final event?
+                self.engine_gone = self.model.finished is None and not self.run.engine_alive()
+                self.model.version += 1
 
     def on_worker_state_changed(self, event: Any) -> None:
         if event.worker.error is not None:
@@ -87,14 +93,14 @@ class RunScreen(Screen[None]):
     def _draw(self, m: RunModel) -> None:
         st, s = m.started, m.last_step
         status = m.status
-        if status == "running" and not self.process and not self.run.engine_alive() and m.finished is None:
-            status = "crashed" if self.run.engine_info() else status
+        if status == "running" and self.engine_gone and m.finished is None:
+            status = "crashed"
         head = f"Run {self.run.run_id} · {status}"
         if st:
             head += (f" · {st.method} on {st.base_model} · {st.device} {st.precision} · trainable "
                      f"{count(st.trainable_params)}/{count(st.total_params)} · {st.train_examples} train / "
                      f"{st.eval_examples} eval examples")
-            if self.run.meta().get("trust_remote_code"):
+            if self.trust_remote_code:
                 head += " · ⚠ trust_remote_code ON"
         self.query_one("#run-title", Label).update(head)
         figures = "waiting for the first step…"
