@@ -66,7 +66,7 @@ def _messages(record: Record) -> list[dict[str, str]]:
     return messages
 
 
-def _render_chat(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
@@ -79,10 +79,10 @@ def chat_segments(tokenizer: Any, record: Record) -> list[tuple[str, bool]]:
     pieces, previous = [], ""
     for i, message in enumerate(messages):
         if message["role"] == "assistant":
-            prompt = _render_chat(tokenizer, messages[:i], add_generation_prompt=True)
+            prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
             pieces.append((prompt[len(previous):], False))
             previous = prompt
-        rendered = _render_chat(tokenizer, messages[: i + 1])
+        rendered = render_chat(tokenizer, messages[: i + 1])
         pieces.append((rendered[len(previous):], message["role"] == "assistant"))
         previous = rendered
     return [(t, trainable) for t, trainable in pieces if t]

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from engine.data import ALPACA_PROMPT, _render_chat
+from engine.data import ALPACA_PROMPT, render_chat
 from engine.errors import EngineError
 from engine.models import load_tokenizer, resolve_runtime
 from engine.run_store import RunDir
@@ -29,7 +29,7 @@ def format_prompt(tokenizer: Any, prompt: str, data_format: str) -> str:
     if data_format == "alpaca":
         return ALPACA_PROMPT.format(instruction=prompt, input_block="")
     if data_format == "chat":
-        return _render_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+        return render_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
     return prompt
 
 

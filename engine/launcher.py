@@ -26,7 +26,7 @@ def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> 
     return cmd + ["--launched-at", repr(time.time())]
 
 
-def _env() -> dict[str, str]:
+def engine_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -112,7 +112,7 @@ def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EnginePro
             pass_fds=(write_fd,) if write_fd is not None else (),
             start_new_session=True,
             cwd=str(run.path.resolve()),
-            env=_env(),
+            env=engine_env(),
             close_fds=True,
         )
     finally:

@@ -121,7 +121,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls for cls in (RunStarted, Step, Eval, System, Checkpoint, Log, Finished, Error)
 }
 _FIELDS: dict[str, frozenset[str]] = {k: frozenset(f.name for f in fields(v)) for k, v in EVENT_TYPES.items()}
-TERMINAL_TYPES = frozenset({"finished", "error"})
+# A stream ends with `finished` (an `error` event is always followed by `finished` with status failed).
+TERMINAL_TYPES = frozenset({"finished"})
 
 
 class ProtocolError(ValueError):

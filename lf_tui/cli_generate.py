@@ -6,7 +6,7 @@ import argparse
 import json
 import subprocess
 
-from engine.launcher import PROJECT_ROOT, _env
+from engine.launcher import PROJECT_ROOT, engine_env
 from lf_tui import consoles
 
 
@@ -21,7 +21,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
            "--max-new-tokens", str(args.max_new_tokens)]
     if args.compare_base:
         cmd.append("--compare-base")
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_env(),
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=engine_env(),
                           cwd=str(PROJECT_ROOT))
     lines = proc.stdout.strip().splitlines()
     try:

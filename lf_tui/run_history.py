@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.protocol import EventReader, UnsupportedProtocol
+from engine.launcher import follow_events
+from engine.protocol import UnsupportedProtocol
 from engine.run_store import RunDir
 from lf_tui.run_model import RunModel
 
@@ -18,21 +19,14 @@ class RunRecord:
     model: RunModel
     config: dict[str, Any] | None
     summary: dict[str, Any] | None
-    problem: str = ""
 
 
 def load_run(run: RunDir, max_points: int = 500) -> RunRecord:
+    """Replay what is on disk now (the runs list reports unreadable lines and unknown protocols)."""
     model = RunModel(max_points=max_points)
-    problem = ""
-    reader = EventReader()
     try:
-        with open(run.events_path, "rb") as fh:
-            for event in reader.feed_all(fh):
-                model.ingest(event)
-    except FileNotFoundError:
-        problem = "no events.jsonl"
-    except UnsupportedProtocol as exc:
-        problem = str(exc)
-    if reader.skipped:
-        problem = f"{reader.skipped} unreadable event line(s) skipped"
-    return RunRecord(run, model, run.config(), run.summary() or model.summary(), problem)
+        for event in follow_events(run, follow=False):
+            model.ingest(event)
+    except UnsupportedProtocol:
+        pass
+    return RunRecord(run, model, run.config(), run.summary() or model.summary())

@@ -15,7 +15,6 @@ from methods.config_models import MethodConfigBase, config_model_for
 from methods.method_info import MethodInfo
 
 METHODS_DIR = Path(__file__).resolve().parent
-EXAMPLE_NAMES = ("basic", "advanced", "production")
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,6 @@ from methods.json_locate import join_path, locate_paths
 from methods.migrations import MigrationError, migrate
 from methods.report import Report
 
-FLAT_KEYS = {"method", "method_name", "base_model", "version", "trust_remote_code", "training", "hardware",
-             "monitoring", "data", "method_specific"}
-
 
 @dataclass
 class Resolved:

@@ -121,3 +121,12 @@ def test_errors_are_classified() -> None:
     kind, hint = _classify(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert kind == "oom" and "gradient_checkpointing" in hint and "QLoRA" in hint
     assert _classify(ValueError("boom"))[0] == "internal"
+
+
+def test_a_failed_run_replays_through_to_its_summary(store, tmp_path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    run, _, rc = train(store, make_config("lora"), empty)
+    assert rc == 1
+    replay = [e.type for e in follow_events(run, follow=False)]
+    assert replay[0] == "run_started" and replay[-2:] == ["error", "finished"]
