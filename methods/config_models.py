@@ -44,19 +44,31 @@ class Hardware(Section):
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     dataloader_num_workers: int = Field(0, ge=0, le=64, description="data loading worker processes")
+    pure_bf16: bool = Field(
+        False, description="full fine-tuning on a bf16 GPU only: weights and optimizer states in bf16 (half the memory)"
+    )
 
 
 class Monitoring(Section):
     logging_steps: int = Field(1, ge=1, description="emit a step event every N optimizer steps")
     eval_steps: int = Field(50, ge=0, description="evaluate every N steps; 0 evaluates only at the end")
     save_steps: int = Field(100, ge=0, description="checkpoint every N steps; 0 saves only at the end")
+    save_total_limit: int = Field(3, ge=0, description="keep the newest N checkpoints (and the best-eval one); 0 keeps all")
+    early_stopping_patience: int = Field(
+        0, ge=0, description="stop after N evaluations without a better eval loss; 0 never stops early"
+    )
+    loss_spike_factor: float = Field(
+        0.0, ge=0, description="stop as diverged when a step's loss exceeds N x the recent average; 0 disables"
+    )
     system_interval_s: float = Field(2.0, gt=0, le=3600, description="seconds between system events")
     wandb_project: Optional[str] = Field(None, description="log to this W&B project when wandb is installed")
     tensorboard_log_dir: Optional[str] = Field(None, description="write TensorBoard scalars here")
 
 
 class Data(Section):
-    format: Literal["auto", "alpaca", "chat", "text"] = Field("auto", description="dataset record format")
+    format: Literal["auto", "alpaca", "sharegpt", "chat", "prompt_completion", "text"] = Field(
+        "auto", description="record format: alpaca, sharegpt (conversations), chat (messages), prompt_completion, text"
+    )
     eval_split: float = Field(0.1, ge=0, lt=1.0, description="fraction held out for evaluation")
     eval_path: Optional[str] = Field(None, description="a separate evaluation file (overrides eval_split)")
     train_on_prompt: bool = Field(False, description="also compute loss on prompt tokens")
