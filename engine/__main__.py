@@ -26,9 +26,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "generate":
         return _generate(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Hold the run's lock for the whole training; a second engine on the same run leaves it untouched."""
+    from engine.run_lock import RunLock, RunLocked
+
+    lock = RunLock(args.run_dir)
+    try:
+        lock.acquire()
+    except RunLocked as exc:
+        print(f"error: {exc}; not starting a second one", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"error: {args.run_dir}: cannot lock the run folder ({exc})", file=sys.stderr)
+        return 2
+    if args.resume:  # the run is live again: its earlier segment's summary no longer describes it
+        (Path(args.run_dir) / "summary.json").unlink(missing_ok=True)
     from engine.runner import run
 
-    return run(args.run_dir, args.events_fd, args.resume, launched_at=args.launched_at)
+    try:
+        return run(args.run_dir, args.events_fd, args.resume, launched_at=args.launched_at)
+    finally:
+        lock.release()
 
 
 def _generate(args: argparse.Namespace) -> int:

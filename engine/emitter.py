@@ -1,7 +1,8 @@
-"""Writes each event as one line to the run's events.jsonl (flushed) and to the event pipe, if any."""
+"""Writes each event as one line to the run's events.jsonl (the record) and, best effort, to the event pipe."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -10,14 +11,23 @@ from engine.protocol import Event, RunStarted
 
 
 class Emitter:
-    """Thread-safe event sink; a reader that goes away (broken pipe) never stops the run."""
+    """Thread-safe event sink that never blocks on a reader.
+
+    `events.jsonl` is the record and is always written first. The pipe is non-blocking: when its reader is
+    slow or gone (a full pipe, a broken pipe) the pipe is dropped and the run goes on; readers then follow
+    the file from where the pipe left them.
+    """
 
     def __init__(self, events_path: Path, pipe_fd: int | None = None):
+        _end_partial_line(events_path)  # a segment that crashed mid-line must not swallow our first line
         self._file = open(events_path, "a", encoding="utf-8")
-        self._pipe = os.fdopen(pipe_fd, "w", encoding="utf-8") if pipe_fd is not None else None
+        self._pipe_fd = pipe_fd
+        if pipe_fd is not None:
+            os.set_blocking(pipe_fd, False)
         self._lock = threading.Lock()
         self._started = False
         self._pending: list[Event] = []
+        self.pipe_dropped_reason = ""
 
     def emit(self, event: Event) -> None:
         """Events before `run_started` wait for it, so every stream opens with the protocol version."""
@@ -43,22 +53,48 @@ class Emitter:
         with self._lock:
             self._file.write(line)
             self._file.flush()
-            if self._pipe is not None:
-                try:
-                    self._pipe.write(line)
-                    self._pipe.flush()
-                except (BrokenPipeError, OSError, ValueError):
-                    self._drop_pipe()
+            if self._pipe_fd is not None:
+                self._write_pipe(line.encode("utf-8"))
 
-    def _drop_pipe(self) -> None:
-        pipe, self._pipe = self._pipe, None
+    def _write_pipe(self, data: bytes) -> None:
         try:
-            pipe.close()  # type: ignore[union-attr]
-        except Exception:
+            written = os.write(self._pipe_fd, data)  # type: ignore[arg-type]
+        except BlockingIOError:
+            self._drop_pipe("the reader fell behind (pipe full)")
+            return
+        except OSError as exc:
+            self._drop_pipe("the reader went away" if exc.errno in (errno.EPIPE, errno.EBADF) else str(exc))
+            return
+        if written < len(data):  # a partial line: the reader discards it and continues from the file
+            self._drop_pipe("the reader fell behind (pipe full)")
+
+    def _drop_pipe(self, reason: str) -> None:
+        fd, self._pipe_fd = self._pipe_fd, None
+        self.pipe_dropped_reason = reason
+        try:
+            os.close(fd)  # type: ignore[arg-type]
+        except OSError:
             pass
+
+    @property
+    def piping(self) -> bool:
+        return self._pipe_fd is not None
 
     def close(self) -> None:
         with self._lock:
             self._file.close()
-            if self._pipe is not None:
-                self._drop_pipe()
+            if self._pipe_fd is not None:
+                self._drop_pipe("closed")
+
+
+def _end_partial_line(path: Path) -> None:
+    try:
+        with open(path, "rb+") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+    except FileNotFoundError:
+        return

@@ -23,6 +23,7 @@ class EventStats:
     method: str = ""
     base_model: str = ""
     terminal: Event | None = None
+    segments: int = 0
     skipped: int = 0
     problem: str = ""
     partial_tail: bool = False
@@ -35,8 +36,10 @@ class EventStats:
             self.steps, self.final_loss, self.total_steps = event.step, event.loss, event.total_steps
             self.best_loss = event.loss if self.best_loss is None else min(self.best_loss, event.loss)
             self.elapsed_s = event.elapsed_s
-        elif isinstance(event, RunStarted):
+        elif isinstance(event, RunStarted):  # also the start of a resumed segment: the run is open again
             self.method, self.base_model, self.total_steps = event.method, event.base_model, event.total_steps
+            self.terminal = None
+            self.segments += 1
         elif event.type in ("finished", "error"):
             self.terminal = event
 

@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> list[str]:
     """The engine's argument list (never a shell string)."""
-    cmd = [sys.executable, "-m", "engine", "run", str(run.path)]
+    cmd = [sys.executable, "-m", "engine", "run", str(run.path.absolute())]
     if events_fd is not None:
         cmd += ["--events-fd", str(events_fd)]
     if resume:
@@ -43,6 +43,7 @@ class EngineProcess:
         self._events = events
         self.reader = EventReader()
         self._stream: Iterator[Event] | None = None
+        self.start_offset = 0  # where this engine's segment begins in events.jsonl
 
     @property
     def pid(self) -> int:
@@ -58,21 +59,30 @@ class EngineProcess:
         return self._stream
 
     def _read(self) -> Iterator[Event]:
+        """The pipe while the engine keeps it; from where it dropped it on, the file (the record)."""
         if self._events is None:
-            yield from follow_events(self.run, reader=self.reader)
+            yield from follow_events(self.run, reader=self.reader, start=self.start_offset)
             return
+        lines = 0
         try:
             for line in self._events:  # type: ignore[attr-defined]  # binary readline: no line-length limit
+                if not line.endswith(b"\n"):
+                    break  # a line cut short when the engine dropped a full pipe: the file has it whole
+                lines += 1
                 event = self.reader.feed(line)
                 if event is not None:
                     yield event
+                    if event.type in TERMINAL_TYPES:
+                        return
         except (ValueError, OSError):
-            return  # detached: the pipe was closed
+            return  # detached: the pipe was closed on our side
         finally:
             try:
                 self._events.close()  # type: ignore[attr-defined]
             except Exception:
                 pass
+        # the engine dropped the pipe (a slow reader) or died: continue from the record
+        yield from follow_events(self.run, reader=self.reader, start=self.start_offset, skip_lines=lines)
 
     def cancel(self) -> None:
         """Ask the engine to stop at the next step boundary (it saves a checkpoint)."""
@@ -99,6 +109,7 @@ class EngineProcess:
 
 def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EngineProcess:
     """Start the engine on a run folder in its own session, with no terminal stdin."""
+    start_offset = _segment_start(run)
     log = open(run.file(LOG), "ab")
     read_fd = write_fd = None
     if pipe:
@@ -120,7 +131,20 @@ def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EnginePro
         if write_fd is not None:
             os.close(write_fd)
     events = os.fdopen(read_fd, "rb") if read_fd is not None else None
-    return EngineProcess(run, popen, events)
+    process = EngineProcess(run, popen, events)
+    process.start_offset = start_offset
+    return process
+
+
+def _segment_start(run: RunDir) -> int:
+    """Where the next segment's first line will be: the end of the file (past a crashed half line)."""
+    try:
+        size = run.events_path.stat().st_size
+        with open(run.events_path, "rb") as fh:
+            fh.seek(max(0, size - 1))
+            return size + (0 if size == 0 or fh.read(1) == b"\n" else 1)  # the engine ends a half line first
+    except FileNotFoundError:
+        return 0
 
 
 def cancel_pid(pid: int) -> bool:
@@ -133,12 +157,18 @@ def cancel_pid(pid: int) -> bool:
 
 
 def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: float = 0.2,
-                  stop: Callable[[], bool] = lambda: False, follow: bool = True) -> Iterator[Event]:
-    """Replay a run's events.jsonl, then follow it until a terminal event or the engine is gone."""
+                  stop: Callable[[], bool] = lambda: False, follow: bool = True, start: int = 0,
+                  skip_lines: int = 0) -> Iterator[Event]:
+    """Replay a run's events.jsonl from byte `start` (skipping `skip_lines` whole lines), then follow it.
+
+    A run may have several segments (cancel or crash, then `--resume`): a `finished` event ends the stream
+    only when nothing follows it and no newer engine is training the run.
+    """
     reader = reader or EventReader()
     buffer = b""
-    position = 0
+    position = start
     idle_checks = 0
+    last_terminal: Event | None = None
     while not stop():
         try:
             with open(run.events_path, "rb") as fh:
@@ -151,15 +181,20 @@ def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: flo
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
+                if skip_lines > 0:
+                    skip_lines -= 1
+                    continue
                 event = reader.feed(line)
                 if event is not None:
                     yield event
-                    if event.type in TERMINAL_TYPES:
-                        return
+                    last_terminal = event if event.type in TERMINAL_TYPES else (
+                        None if event.type == "run_started" else last_terminal)
             idle_checks = 0
             continue
         if not follow:
             break
+        if last_terminal is not None and not _newer_segment_running(run, last_terminal.ts):
+            return
         idle_checks += 1
         if idle_checks % 5 == 0 and not run.engine_alive():
             if run.engine_info():
@@ -167,7 +202,12 @@ def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: flo
             if time.time() - float(run.meta().get("created") or 0) > STARTING_GRACE_S:
                 break  # the engine never started
         time.sleep(poll_s)
-    if buffer.strip():
+    if buffer.strip() and skip_lines <= 0:
         event = reader.feed(buffer)  # a last line without newline: parsed if whole, counted if truncated
         if event is not None:
             yield event
+
+
+def _newer_segment_running(run: RunDir, terminal_ts: float) -> bool:
+    """True when an engine started after `terminal_ts` (a resume) holds the run."""
+    return float(run.engine_info().get("started") or 0) > terminal_ts and run.engine_alive()

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.event_stats import scan
 from engine.protocol import Finished
+from engine.run_lock import is_locked
 from methods.config_file import write_json
 
 ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
@@ -86,8 +87,8 @@ class RunInfo:
 class RunDir:
     """One run's folder."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).absolute()  # the engine runs elsewhere: a relative path would point nowhere
         self.run_id = self.path.name
 
     def file(self, name: str) -> Path:
@@ -109,13 +110,15 @@ class RunDir:
         return read_json(self.file(CONFIG))
 
     def meta(self) -> dict[str, Any]:
-        return read_json(self.file(META)) or {}
+        meta = read_json(self.file(META))
+        return meta if isinstance(meta, dict) else {}
 
     def summary(self) -> dict[str, Any] | None:
         return read_json(self.file(SUMMARY))
 
     def engine_info(self) -> dict[str, Any]:
-        return read_json(self.file(ENGINE)) or {}
+        info = read_json(self.file(ENGINE))
+        return info if isinstance(info, dict) else {}
 
     def latest_checkpoint(self) -> Path | None:
         if not self.checkpoints_dir.is_dir():
@@ -124,6 +127,9 @@ class RunDir:
         return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
     def engine_alive(self) -> bool:
+        """True while this run's engine process lives (its lock held, or its recorded pid running)."""
+        if is_locked(self.path):
+            return True
         info = self.engine_info()
         return process_alive(int(info.get("pid") or 0), info.get("create_time"))
 
@@ -147,19 +153,22 @@ class RunDir:
                 info.problems.append(stats.problem)
             if stats.skipped or stats.partial_tail:
                 info.problems.append(f"{stats.skipped + stats.partial_tail} unreadable event line(s) skipped")
-        if summary is not None:
+        engine = self.engine_info()
+        # an engine started after the last terminal event is a resumed segment: the old ending is history
+        newer_segment = terminal is not None and float(engine.get("started") or 0) > terminal.ts
+        if summary is not None and not newer_segment:
             info.status = summary.get("status", "completed")
             info.best_eval_loss = summary.get("best_eval_loss")
             info.duration_s = summary.get("training_time_s", info.duration_s)
             info.final_loss = summary.get("final_loss", info.final_loss)
-        elif isinstance(terminal, Finished):
-            info.status = terminal.status
-            info.problems.append("summary.json missing")
-        elif terminal is not None:
-            info.status = "failed"
         elif self.engine_alive():
             info.status = "running"
-        elif not self.engine_info() and info.started and time.time() - info.started < STARTING_GRACE_S:
+        elif isinstance(terminal, Finished) and not newer_segment:
+            info.status = terminal.status
+            info.problems.append("summary.json missing")
+        elif terminal is not None and not newer_segment:
+            info.status = "failed"
+        elif not engine and info.started and time.time() - info.started < STARTING_GRACE_S:
             info.status = "starting"
         elif not meta and not self.events_path.exists():
             info.status = "corrupt"
@@ -172,7 +181,7 @@ class RunStore:
     """The folder holding every run."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
-        self.root = default_runs_dir(root)
+        self.root = default_runs_dir(root).absolute()
 
     def create(self, method: str, config: dict[str, Any], meta: dict[str, Any] | None = None) -> RunDir:
         """Make a new run folder with its resolved config; the id is unique even for runs started together."""

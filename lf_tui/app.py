@@ -74,9 +74,10 @@ class LfTuiApp(App[None]):
             self.push_screen(RunsScreen(self.store))
 
     # runs -------------------------------------------------------------------
-    def start_run(self, config: Any, dataset: str | None) -> None:
+    def start_run(self, config: Any, dataset: str | None, config_path: Path | None = None) -> None:
+        """Create a run (the config's relative paths resolve against its file's folder) and watch it."""
         try:
-            run = create_run(self.store, config, dataset, None)
+            run = create_run(self.store, config, dataset, None, config_path.parent if config_path else None)
         except RunSetupError as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return

@@ -6,20 +6,22 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from queue import Empty, Queue
 from threading import Thread
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from engine.launcher import follow_events, launch
-from engine.protocol import Event, Finished, Step, UnsupportedProtocol
+from engine.protocol import Event, Finished, RunStarted, Step, UnsupportedProtocol
 from engine.run_store import RunStore
-from lf_tui import consoles
-from lf_tui.formatting import count, duration, number
+from lf_tui import consoles, run_text
+from lf_tui.formatting import duration, number
 from lf_tui.run_model import RunModel
 from lf_tui.run_setup import RunSetupError, config_for_quick_train, config_for_train, create_run
 
@@ -48,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except RunSetupError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.exit_code
-    return _create_and_start(store, resolved, args)
+    return _create_and_start(store, resolved, args, Path(args.config).parent)
 
 
 def cmd_quick_train(args: argparse.Namespace) -> int:
@@ -58,7 +60,7 @@ def cmd_quick_train(args: argparse.Namespace) -> int:
     return _create_and_start(RunStore(args.runs_dir), resolved, args)
 
 
-def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace) -> int:
+def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace, config_dir: Path | None = None) -> int:
     from lf_tui.cli_config import print_report
 
     err = consoles.err()
@@ -68,7 +70,7 @@ def _create_and_start(store: RunStore, resolved: Any, args: argparse.Namespace) 
     for warning in resolved.report.warnings:
         err.print(f"[yellow]warning[/yellow] {warning.render()}")
     try:
-        run = create_run(store, resolved.config, args.dataset, args.eval_dataset)
+        run = create_run(store, resolved.config, args.dataset, args.eval_dataset, config_dir)
     except RunSetupError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.exit_code
@@ -150,23 +152,27 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
 
 
 def _plain_line(console: Console, event: Event) -> None:
-    if isinstance(event, Step):
+    if isinstance(event, RunStarted):
+        console.print(run_text.header(event))
+    elif isinstance(event, Step):
         console.print(f"step {event.step}/{event.total_steps} epoch {event.epoch:.2f} loss {event.loss:.4f} "
                       f"lr {event.learning_rate:.3g} tok/s {event.tokens_per_s:.0f} eta {duration(event.eta_s)}")
-    elif event.type in ("eval", "log", "checkpoint", "error", "run_started"):
+    elif event.type in ("eval", "log", "checkpoint"):
         fields = {k: v for k, v in event.to_dict().items() if k not in ("type", "ts")}
         console.print(f"{event.type}: " + " ".join(f"{k}={v}" for k, v in fields.items()))
 
 
 def _final(console: Console, model: RunModel) -> int:
     if model.error:
-        console.print(f"[red]{model.error.kind} error:[/red] {model.error.message}")
-        if model.error.hint:
-            console.print(f"  hint: {model.error.hint}")
+        first, *rest = run_text.error_lines(model.error)
+        console.print(f"[red]{escape(first)}[/red]")
+        for line in rest:
+            console.print(f"  {escape(line)}")
     if not isinstance(model.finished, Finished):
         console.print("[red]the engine stopped without finishing (crashed); see engine.log in the run folder[/red]")
         return 1
-    console.print(summary_table(model.finished.summary))
+    if model.last_step is not None:  # a run that failed before its first step has no figures to show
+        console.print(summary_table(model.finished.summary))
     return EXIT.get(model.finished.status, 1)
 
 
@@ -188,8 +194,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def render(model: RunModel) -> Group:
     s, st = model.last_step, model.started
     table = Table.grid(padding=(0, 2))
-    head = f"{st.method} on {st.base_model} ({st.device}, {st.precision})  trainable {count(st.trainable_params)}" \
-        f"/{count(st.total_params)}" if st else "starting…"
+    head = run_text.header(st) if st else "starting…"
     table.add_row(head)
     if s:
         table.add_row(f"step {s.step}/{s.total_steps}  epoch {s.epoch:.2f}  loss {s.loss:.4f}  lr {s.learning_rate:.3g}"

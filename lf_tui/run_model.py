@@ -24,6 +24,7 @@ class RunModel:
     error: Error | None = None
     checkpoints: list[Checkpoint] = field(default_factory=list)
     events_seen: int = 0
+    segments: int = 1
     version: int = 0  # bumps on every change, so views redraw only when needed
 
     def __post_init__(self) -> None:
@@ -57,6 +58,10 @@ class RunModel:
         elif isinstance(event, Log):
             self._log(event.level, event.message)
         elif isinstance(event, RunStarted):
+            if self.started is not None and event.resumed_from_step:  # a resumed segment: the run is open again
+                self.finished, self.error = None, None
+                self.segments += 1
+                self._log("info", f"resumed from step {event.resumed_from_step}")
             self.started = event
             if event.nvml and "unavailable" in event.nvml:
                 self._log("info", event.nvml)

@@ -8,6 +8,7 @@ from typing import Any
 from engine.run_store import RunDir, RunStore
 from methods.catalogue import get_catalogue
 from methods.config_file import ConfigInputError, read_config_file
+from methods.config_paths import resolve_config_paths
 from methods.validation import Resolved, validate_config
 
 
@@ -51,8 +52,15 @@ def config_for_quick_train(method: str, base_model: str, max_steps: int | None =
     return validate_config(_with_overrides(document, max_steps)), note
 
 
-def create_run(store: RunStore, config: Any, dataset: str | None, eval_dataset: str | None) -> RunDir:
-    """A new run folder holding the resolved config and where its data lives (absolute paths)."""
+def create_run(store: RunStore, config: Any, dataset: str | None, eval_dataset: str | None,
+               config_dir: str | Path | None = None) -> RunDir:
+    """A new run folder holding the resolved config and where its data lives (absolute paths).
+
+    Relative paths inside the config resolve against `config_dir` (the config file's folder; the working
+    directory when there is no file); `dataset`/`eval_dataset` come from the command line or a form and
+    resolve against the working directory.
+    """
+    config = resolve_config_paths(config, config_dir if config_dir is not None else Path.cwd())
     meta: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     for key, value in (("dataset", dataset), ("eval_dataset", eval_dataset)):
         if value:

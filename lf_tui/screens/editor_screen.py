@@ -196,7 +196,7 @@ class EditorScreen(Screen[None]):
             self.notify(f"cannot start: {len(check.errors)} error(s) — {first}", severity="error", timeout=6)
             return
         dataset = self.query_one("#dataset", Input).value.strip() or None
-        self.app.start_run(check.resolved.config, dataset)  # type: ignore[attr-defined,union-attr]
+        self.app.start_run(check.resolved.config, dataset, self.path)  # type: ignore[attr-defined,union-attr]
 
     def action_leave(self) -> None:
         if not self.dirty:

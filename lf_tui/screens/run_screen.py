@@ -14,7 +14,8 @@ from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 
 from engine.launcher import EngineProcess, cancel_pid, follow_events
 from engine.run_store import RunDir
-from lf_tui.formatting import count, duration, number
+from lf_tui import run_text
+from lf_tui.formatting import duration, number
 from lf_tui.run_model import RunModel
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.plots import CurvePlot
@@ -97,9 +98,7 @@ class RunScreen(Screen[None]):
             status = "crashed"
         head = f"Run {self.run.run_id} · {status}"
         if st:
-            head += (f" · {st.method} on {st.base_model} · {st.device} {st.precision} · trainable "
-                     f"{count(st.trainable_params)}/{count(st.total_params)} · {st.train_examples} train / "
-                     f"{st.eval_examples} eval examples")
+            head += " · " + run_text.header(st)
             if self.trust_remote_code:
                 head += " · ⚠ trust_remote_code ON"
         self.query_one("#run-title", Label).update(head)
