@@ -1,16 +1,21 @@
-"""Turns records into tokenised training examples: format detection, templates, loss masks, eval split."""
+"""Turns records into tokenised training examples: loss masks, BOS, truncation, dropped-example report, eval split."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from engine.data_chat import chat_segments, render_chat
 from engine.data_files import Record, read_records
+from engine.data_formats import ALPACA_PROMPT, Sample, detect_format, to_sample, to_samples
 from engine.errors import DataError
 
-ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+__all__ = ["ALPACA_PROMPT", "IGNORE", "Example", "PreparedData", "detect_format", "prepare", "prompt_ids",
+           "render_chat", "tokenize_record", "tokenize_sample"]
 IGNORE = -100
+SHOWN = 3  # record locations named in a note
 
 
 @dataclass
@@ -26,100 +31,136 @@ class PreparedData:
     format: str
     truncated: int = 0
     notes: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # cause -> count (training and eval data together)
 
 
-def detect_format(record: Record, text_field: str) -> str:
-    if "messages" in record:
-        return "chat"
-    if "instruction" in record and "output" in record:
-        return "alpaca"
-    if text_field in record:
-        return "text"
-    raise DataError(f"{record.where}: cannot tell the format from fields {sorted(record)}",
-                    f"alpaca needs instruction/output, chat needs messages, text needs {text_field!r}")
+@dataclass
+class _Stats:
+    total: int = 0
+    truncated: int = 0
+    truncated_away: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    unused_tools: list[str] = field(default_factory=list)
 
 
-def _field(record: Record, name: str, required: bool = True) -> str:
-    if name not in record or record[name] is None:
-        if required:
-            raise DataError(f"{record.where}: missing field {name!r}")
-        return ""
-    value = record[name]
-    if not isinstance(value, str):
-        raise DataError(f"{record.where}: field {name!r} must be a string, got {type(value).__name__}")
-    return value
+def with_bos(tokenizer: Any, ids: list[int]) -> list[int]:
+    """`ids` starting with exactly one BOS: prepended unless the text (e.g. a chat template) already has it."""
+    bos = tokenizer.bos_token_id
+    return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
 
 
-def alpaca_pieces(record: Record) -> tuple[str, str]:
-    instruction, extra = _field(record, "instruction"), _field(record, "input", required=False)
-    input_block = f"### Input:\n{extra}\n\n" if extra.strip() else ""
-    return ALPACA_PROMPT.format(instruction=instruction, input_block=input_block), _field(record, "output")
+def prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt as training sees them (for generation)."""
+    return with_bos(tokenizer, tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _messages(record: Record) -> list[dict[str, str]]:
-    messages = record["messages"]
-    if not isinstance(messages, list) or not messages:
-        raise DataError(f"{record.where}: field 'messages' must be a non-empty list")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise DataError(f"{record.where}: messages[{i}] needs string 'role' and 'content'")
-    return messages
+def _pieces(tokenizer: Any, sample: Sample) -> list[tuple[str | list[int], bool]]:
+    if sample.messages is not None:
+        return list(chat_segments(tokenizer, sample.messages, sample.tools, sample.where))
+    eos = tokenizer.eos_token_id
+    out: list[tuple[str | list[int], bool]] = []
+    for text, response in sample.pieces:
+        out.append((text, response))
+        if response and eos is not None:
+            out.append(([eos], True))  # every response ends, so the model learns to stop
+    return out
 
 
-def render_chat(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-    text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
-    return text + ("<|assistant|>\n" if add_generation_prompt else "")
-
-
-def chat_segments(tokenizer: Any, record: Record) -> list[tuple[str, bool]]:
-    """(text, trainable) pieces of a conversation: assistant turns train, the rest is context."""
-    messages = _messages(record)
-    pieces, previous = [], ""
-    for i, message in enumerate(messages):
-        if message["role"] == "assistant":
-            prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
-            pieces.append((prompt[len(previous):], False))
-            previous = prompt
-        rendered = render_chat(tokenizer, messages[: i + 1])
-        pieces.append((rendered[len(previous):], message["role"] == "assistant"))
-        previous = rendered
-    return [(t, trainable) for t, trainable in pieces if t]
+def tokenize_sample(tokenizer: Any, sample: Sample, train_on_prompt: bool) -> Example:
+    """Input ids and labels (prompt tokens masked with IGNORE unless train_on_prompt)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for piece, trainable in _pieces(tokenizer, sample):
+        tokens = piece if isinstance(piece, list) else tokenizer(piece, add_special_tokens=False)["input_ids"]
+        ids += tokens
+        labels += tokens if (trainable or train_on_prompt) else [IGNORE] * len(tokens)
+    full = with_bos(tokenizer, ids)
+    return Example(full, [IGNORE] * (len(full) - len(ids)) + labels)
 
 
 def tokenize_record(tokenizer: Any, record: Record, fmt: str, train_on_prompt: bool, text_field: str) -> Example:
-    if fmt == "alpaca":
-        prompt, answer = alpaca_pieces(record)
-        segments = [(prompt, False), (answer, True)]
-    elif fmt == "chat":
-        segments = chat_segments(tokenizer, record)
-    else:
-        segments = [(_field(record, text_field), True)]
-    ids: list[int] = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    labels: list[int] = [IGNORE] * len(ids)
-    for text, trainable in segments:
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids += piece
-        labels += piece if (trainable or train_on_prompt) else [IGNORE] * len(piece)
-    if fmt != "chat" and tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-        labels.append(tokenizer.eos_token_id)
-    return Example(ids, labels)
+    """One record of a known format, tokenised."""
+    return tokenize_sample(tokenizer, to_sample(record, fmt, text_field), train_on_prompt)
+
+
+def _tokenize_all(tokenizer: Any, samples: list[Sample], train_on_prompt: bool,
+                  max_len: int) -> tuple[list[Example], _Stats]:
+    out, stats = [], _Stats(total=len(samples))
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    for sample in samples:
+        if sample.tools and "tools" not in template:
+            stats.unused_tools.append(sample.where)
+        if not sample.has_response and not train_on_prompt:
+            stats.empty.append(sample.where)
+            continue
+        ex = tokenize_sample(tokenizer, sample, train_on_prompt)
+        if len(ex.input_ids) > max_len:
+            stats.truncated += 1
+            ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
+        if all(label == IGNORE for label in ex.labels[1:]):  # the first label is never predicted
+            (stats.truncated_away if sample.has_response else stats.empty).append(sample.where)
+            continue
+        out.append(ex)
+    return out, stats
+
+
+def _examples(where: list[str]) -> str:
+    shown = ", ".join(where[:SHOWN])
+    return f" (e.g. {shown}{', ...' if len(where) > SHOWN else ''})"
+
+
+def _notes(stats: _Stats, label: str, max_len: int) -> list[str]:
+    notes = []
+    if stats.truncated:
+        notes.append(f"{label}{stats.truncated} of {stats.total} example(s) longer than max_seq_length={max_len} "
+                     "were truncated")
+    if stats.truncated_away:
+        notes.append(f"{label}{len(stats.truncated_away)} of {stats.total} example(s) have no trainable tokens after "
+                     f"truncation to max_seq_length={max_len} and were dropped{_examples(stats.truncated_away)}")
+    if stats.empty:
+        notes.append(f"{label}{len(stats.empty)} of {stats.total} example(s) have an empty response (nothing to "
+                     f"learn) and were dropped{_examples(stats.empty)}")
+    if stats.unused_tools:
+        notes.append(f"{label}{len(stats.unused_tools)} of {stats.total} example(s) define tools, but the model's chat "
+                     f"template does not render tools, so they are left out{_examples(stats.unused_tools)}")
+    return notes
+
+
+def _refuse(source: str, stats: _Stats, max_len: int) -> DataError:
+    return DataError(f"{source}: none of the {stats.total} example(s) has trainable tokens: "
+                     f"{len(stats.truncated_away)} truncated away at max_seq_length={max_len}, "
+                     f"{len(stats.empty)} with an empty response{_examples(stats.truncated_away + stats.empty)}",
+                     "raise training.max_seq_length, check the response fields (output, completion, assistant "
+                     "turns), or set data.train_on_prompt to also learn from the prompt")
+
+
+def _load(source: str | Path, data_cfg: Any) -> tuple[str, list[Sample]]:
+    return to_samples(read_records(source), data_cfg.format, data_cfg.text_field)
 
 
 def prepare(tokenizer: Any, source: str, data_cfg: Any, max_len: int, seed: int,
             eval_source: str | None = None) -> PreparedData:
-    """Read, validate, tokenise, truncate and split a dataset."""
-    records = read_records(source)
-    fmt = data_cfg.format if data_cfg.format != "auto" else detect_format(records[0], data_cfg.text_field)
-    examples, truncated = _tokenize_all(tokenizer, records, fmt, data_cfg, max_len)
+    """Read, validate, tokenise, truncate and split a dataset; examples with nothing to learn are dropped."""
+    fmt, samples = _load(source, data_cfg)
+    examples, stats = _tokenize_all(tokenizer, samples, data_cfg.train_on_prompt, max_len)
+    if not examples:
+        raise _refuse(str(source), stats, max_len)
+    notes = _notes(stats, "", max_len)
+    truncated = stats.truncated
+    dropped = {"truncated_away": len(stats.truncated_away), "empty_response": len(stats.empty)}
     eval_examples: list[Example] = []
-    notes = []
-    if eval_source or data_cfg.eval_path:
-        eval_records = read_records(eval_source or data_cfg.eval_path)
-        eval_examples, more = _tokenize_all(tokenizer, eval_records, fmt, data_cfg, max_len)
-        truncated += more
+    eval_path = eval_source or data_cfg.eval_path
+    if eval_path:
+        eval_fmt, eval_samples = _load(eval_path, data_cfg)
+        if eval_fmt != fmt:
+            notes.append(f"eval data is {eval_fmt} while the training data is {fmt}")
+        eval_examples, eval_stats = _tokenize_all(tokenizer, eval_samples, data_cfg.train_on_prompt, max_len)
+        if not eval_examples:
+            raise _refuse(str(eval_path), eval_stats, max_len)
+        notes += _notes(eval_stats, "eval data: ", max_len)
+        truncated += eval_stats.truncated
+        dropped = {"truncated_away": dropped["truncated_away"] + len(eval_stats.truncated_away),
+                   "empty_response": dropped["empty_response"] + len(eval_stats.empty)}
     elif data_cfg.eval_split > 0 and len(examples) >= 2:
         order = list(range(len(examples)))
         random.Random(seed).shuffle(order)
@@ -127,24 +168,4 @@ def prepare(tokenizer: Any, source: str, data_cfg: Any, max_len: int, seed: int,
         held = set(order[:n_eval])
         eval_examples = [e for i, e in enumerate(examples) if i in held]
         examples = [e for i, e in enumerate(examples) if i not in held]
-    if truncated:
-        notes.append(f"{truncated} example(s) longer than max_seq_length={max_len} were truncated")
-    return PreparedData(examples, eval_examples, fmt, truncated, notes)
-
-
-def _tokenize_all(tokenizer: Any, records: list[Record], fmt: str, data_cfg: Any, max_len: int):
-    out, truncated = [], 0
-    for record in records:
-        if fmt == "chat" and "messages" not in record:
-            raise DataError(f"{record.where}: missing field 'messages'", "every chat record needs messages")
-        ex = tokenize_record(tokenizer, record, fmt, data_cfg.train_on_prompt, data_cfg.text_field)
-        if len(ex.input_ids) > max_len:
-            truncated += 1
-            ex = Example(ex.input_ids[:max_len], ex.labels[:max_len])
-        if all(label == IGNORE for label in ex.labels[1:]):
-            continue  # nothing to learn (e.g. the answer was truncated away)
-        out.append(ex)
-    if not out:
-        raise DataError(f"{records[0].where.split(':')[0]}: no example has trainable tokens",
-                        "raise training.max_seq_length or check the response fields")
-    return out, truncated
+    return PreparedData(examples, eval_examples, fmt, truncated, notes, {k: v for k, v in dropped.items() if v})

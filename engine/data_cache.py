@@ -1,4 +1,4 @@
-"""Tokenise a dataset once: prepared examples are cached by dataset content, tokenizer and data settings."""
+"""Tokenise a dataset once: examples are cached by dataset content, tokenizer, chat template, data settings and code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 from engine.data import Example, PreparedData, prepare
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
+# The code that decides tokenisation: any edit to it invalidates cached examples.
+CODE = [Path(__file__).resolve().parent / f"{name}.py" for name in ("data", "data_chat", "data_files", "data_formats")]
 
 
 def _file_digest(path: Path, h: Any) -> bool:
@@ -26,6 +28,8 @@ def _file_digest(path: Path, h: Any) -> bool:
 
 def cache_key(tokenizer: Any, source: str, cfg: Any, eval_source: str | None) -> str | None:
     h = hashlib.sha256(CACHE_VERSION.encode())
+    for module in CODE:
+        h.update(module.read_bytes())
     for src in (source, eval_source or cfg.data.eval_path):
         if src and not _file_digest(Path(src), h):
             return None
@@ -33,7 +37,8 @@ def cache_key(tokenizer: Any, source: str, cfg: Any, eval_source: str | None) ->
     h.update((backend.to_str() if backend is not None else repr(tokenizer.get_vocab())).encode())
     h.update(str(getattr(tokenizer, "chat_template", "")).encode())
     h.update(json.dumps([cfg.data.model_dump(mode="json"), cfg.training.max_seq_length, cfg.training.seed,
-                         tokenizer.bos_token_id, tokenizer.eos_token_id], sort_keys=True).encode())
+                         tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.bos_token, tokenizer.eos_token,
+                         type(tokenizer).__name__], sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
 
 
@@ -45,7 +50,7 @@ def cached_prepare(cache_dir: Path, tokenizer: Any, source: str, cfg: Any, eval_
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return PreparedData([Example(*e) for e in data["train"]], [Example(*e) for e in data["eval"]],
-                                data["format"], data["truncated"], data["notes"])
+                                data["format"], data["truncated"], data["notes"], data["dropped"])
         except (ValueError, KeyError, TypeError):
             pass
     prepared = prepare(tokenizer, source, cfg.data, cfg.training.max_seq_length, cfg.training.seed, eval_source)
@@ -55,5 +60,6 @@ def cached_prepare(cache_dir: Path, tokenizer: Any, source: str, cfg: Any, eval_
         atomic_write_text(path, json.dumps({
             "train": [[e.input_ids, e.labels] for e in prepared.train],
             "eval": [[e.input_ids, e.labels] for e in prepared.eval],
-            "format": prepared.format, "truncated": prepared.truncated, "notes": prepared.notes}))
+            "format": prepared.format, "truncated": prepared.truncated, "notes": prepared.notes,
+            "dropped": prepared.dropped}))
     return prepared

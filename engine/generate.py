@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from engine.data import ALPACA_PROMPT, render_chat
+from engine.data import ALPACA_PROMPT, prompt_ids, render_chat
 from engine.errors import EngineError
 from engine.models import load_tokenizer, resolve_runtime
 from engine.run_store import RunDir
@@ -28,7 +28,7 @@ def trained_weights(run: RunDir) -> Path:
 def format_prompt(tokenizer: Any, prompt: str, data_format: str) -> str:
     if data_format == "alpaca":
         return ALPACA_PROMPT.format(instruction=prompt, input_block="")
-    if data_format == "chat":
+    if data_format in ("chat", "sharegpt"):
         return render_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
     return prompt
 
@@ -42,9 +42,7 @@ def _base(cfg: Any, runtime: Any, impl: Any) -> Any:
 
 
 def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: Any, runtime: Any) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if tokenizer.bos_token_id is not None:
-        ids = [tokenizer.bos_token_id, *ids]  # as in training (engine.data.tokenize_record)
+    ids = prompt_ids(tokenizer, text)  # as in training: exactly one BOS, even when the chat template renders it
     input_ids = torch.tensor([ids], device=runtime.device)
     enc = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
     kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,

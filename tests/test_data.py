@@ -73,8 +73,11 @@ BAD = [
     ("latin1.jsonl", '{"instruction": "caf\xe9", "output": "b"}\n'.encode("latin-1"), "line 1: not UTF-8"),
     ("array.json", '{"instruction": "a"', "line 1 column"),
     ("data.txt", "hello", "unsupported file type"),
-    ("chat.jsonl", '{"messages": [{"role": "user"}]}\n', "messages[0] needs string 'role' and 'content'"),
-    ("unknown.jsonl", '{"question": "a"}\n', "cannot tell the format"),
+    ("chat.jsonl", '{"messages": [{"role": "user"}]}\n', "line 1: messages[0]: needs string 'role' and 'content'"),
+    ("unknown.jsonl", '{"question": "a"}\n', "line 1: cannot tell the format from fields ['question']"),
+    ("mixed.jsonl", '{"instruction": "a", "output": "b"}\n{"messages": []}\n',
+     "line 2: missing field 'instruction' of the alpaca format (detected from"),
+    ("prefs.jsonl", '{"prompt": "a", "chosen": "b", "rejected": "c"}\n', "line 1: looks like preference data"),
 ]
 
 
@@ -105,3 +108,74 @@ def test_tokenised_dataset_is_cached_by_content(tokenizer, tmp_path) -> None:
     assert cached_prepare(cache, tokenizer, src, cfg, None) == first  # a corrupt entry is rebuilt
     Path(src).write_text(json.dumps({"instruction": "new", "output": "data"}) + "\n")
     assert cached_prepare(cache, tokenizer, src, cfg, None) != first and len(list(cache.glob("*.json"))) == 2
+
+
+def _alpaca_lines(records: list[tuple[str, str]]) -> str:
+    return "".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in records)
+
+
+def test_examples_with_nothing_to_learn_are_counted_per_cause_and_dropped(tokenizer, tmp_path) -> None:
+    long_prompt = "word " * 100
+    src = write(tmp_path, "mix.jsonl", _alpaca_lines(
+        [("q", "a")] * 4 + [(long_prompt, "answer")] * 3 + [("q", "")] + [("q", "   ")]))
+    prepared = prepare(tokenizer, src, data_cfg(eval_split=0), 32, 0)
+    assert len(prepared.train) == 4 and prepared.truncated == 3
+    assert prepared.dropped == {"truncated_away": 3, "empty_response": 2}
+    notes = " | ".join(prepared.notes)
+    assert ("3 of 9 example(s) have no trainable tokens after truncation to max_seq_length=32 and were dropped "
+            f"(e.g. {src}: line 5, {src}: line 6, {src}: line 7)") in notes
+    assert f"2 of 9 example(s) have an empty response (nothing to learn) and were dropped (e.g. {src}: line 8" in notes
+    kept = prepare(tokenizer, src, data_cfg(eval_split=0, train_on_prompt=True), 32, 0)
+    assert len(kept.train) == 9 and kept.dropped == {}  # the prompt itself is a target then
+
+
+def test_a_partly_truncated_response_is_kept(tokenizer, tmp_path) -> None:
+    src = write(tmp_path, "p.jsonl", _alpaca_lines([("q", "word " * 100)]))
+    prepared = prepare(tokenizer, src, data_cfg(eval_split=0), 32, 0)
+    assert prepared.truncated == 1 and prepared.dropped == {} and len(prepared.train[0].input_ids) == 32
+
+
+def test_run_is_refused_when_no_example_is_left(tokenizer, tmp_path) -> None:
+    src = write(tmp_path, "none.jsonl", _alpaca_lines([("word " * 100, "x")] * 2 + [("q", "")]))
+    with pytest.raises(DataError) as info:
+        prepare(tokenizer, src, data_cfg(eval_split=0), 32, 0)
+    assert (f"{src}: none of the 3 example(s) has trainable tokens: 2 truncated away at max_seq_length=32, "
+            "1 with an empty response") in info.value.message
+    assert "max_seq_length" in info.value.hint and "train_on_prompt" in info.value.hint
+    assert "response fields" in info.value.hint
+
+
+def test_eval_file_is_checked_too(tokenizer, tmp_path) -> None:
+    src = write(tmp_path, "train.jsonl", _alpaca_lines([("q", "a")] * 3))
+    bad_eval = write(tmp_path, "eval.jsonl", _alpaca_lines([("q", "")] * 2))
+    with pytest.raises(DataError, match="eval.jsonl: none of the 2 example"):
+        prepare(tokenizer, src, data_cfg(), 32, 0, bad_eval)
+    good_eval = write(tmp_path, "eval2.jsonl", _alpaca_lines([("q", "a"), ("q", "")]))
+    prepared = prepare(tokenizer, src, data_cfg(), 32, 0, good_eval)
+    assert len(prepared.eval) == 1 and any(n.startswith("eval data: 1 of 2") for n in prepared.notes)
+
+
+def test_cache_key_follows_format_and_chat_template(tokenizer, tmp_path) -> None:
+    import copy
+
+    from engine.data_cache import cache_key, cached_prepare
+
+    rows = [{"instruction": f"q{i}", "output": f"a{i}", "text": f"t{i}"} for i in range(4)]
+    src = write(tmp_path, "both.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    auto, as_text = make_config("lora"), make_config("lora", data={"format": "text"})
+    cache = tmp_path / "cache"
+    first, second = cached_prepare(cache, tokenizer, src, auto, None), cached_prepare(cache, tokenizer, src, as_text, None)
+    assert (first.format, second.format) == ("alpaca", "text") and len(list(cache.glob("*.json"))) == 2
+    other = copy.deepcopy(tokenizer)
+    other.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert cache_key(other, src, auto, None) != cache_key(tokenizer, src, auto, None)
+
+
+def test_cache_round_trips_notes_and_dropped_counts(tokenizer, tmp_path) -> None:
+    from engine.data_cache import cached_prepare
+
+    src = write(tmp_path, "d.jsonl", _alpaca_lines([("q", "a")] * 3 + [("q", "")]))
+    cfg = make_config("lora", data={"eval_split": 0})
+    first = cached_prepare(tmp_path / "c", tokenizer, src, cfg, None)
+    again = cached_prepare(tmp_path / "c", tokenizer, src, cfg, None)
+    assert again == first and again.dropped == {"empty_response": 1} and "empty response" in again.notes[0]
