@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.launcher import follow_events
 from engine.protocol import Finished, Step
 from engine.run_store import RunDir, RunStore, redact
@@ -140,22 +142,108 @@ def test_shell_metacharacters_in_paths_are_just_paths(tmp_path: Path, learnable_
     assert not (tmp_path / "pwned").exists() and not any(p.name == "pwned" for p in runs.rglob("*"))
 
 
-def test_secrets_never_reach_run_files(tmp_path: Path, learnable_dataset: Path) -> None:
-    assert redact({"wandb_api_key": "s3cr3t", "hf_token": "t0k", "num_virtual_tokens": 20}) == {
-        "wandb_api_key": "<redacted>", "hf_token": "<redacted>", "num_virtual_tokens": 20}
-    runs = tmp_path / "runs"
+RUN_FILES = ("config.json", "meta.json", "engine.json", "events.jsonl", "summary.json", "engine.log")
+
+
+def _leaks(run: RunDir, secrets: list[str]) -> list[tuple[str, str]]:
+    """(file, secret) for every secret found in any file of the run folder (weights and checkpoints included)."""
+    for name in RUN_FILES:
+        assert run.file(name).is_file() and run.file(name).stat().st_size > 0, f"{name} missing or empty"
+    files = [p for p in run.path.rglob("*") if p.is_file()]
+    return [(str(p.relative_to(run.path)), s) for p in files for s in secrets if s.encode() in p.read_bytes()]
+
+
+def test_redact_hides_secret_looking_keys_at_any_depth() -> None:
+    data = {"wandb_api_key": "a", "hf_token": "b", "num_virtual_tokens": 20, "max_new_tokens": 8, "tokenizer": "t",
+            "nested": [{"password": "c", "AWS_ACCESS_KEY": "d", "auth": "e", "apikey": "f"}], "token": "",
+            "client_secret": {"deep": 1}}
+    assert redact(data) == {"wandb_api_key": "<redacted>", "hf_token": "<redacted>", "num_virtual_tokens": 20,
+                            "max_new_tokens": 8, "tokenizer": "t", "token": "",
+                            "nested": [{"password": "<redacted>", "AWS_ACCESS_KEY": "<redacted>", "auth": "<redacted>",
+                                        "apikey": "<redacted>"}], "client_secret": "<redacted>"}
+
+
+def test_secrets_in_a_config_file_never_reach_run_files(tmp_path: Path, learnable_dataset: Path) -> None:
+    """The user's path: secrets written into the config file and the environment, a real `lf-tui train`."""
+    from lf_tui.run_setup import config_for_train
+
+    secrets = {"hf_token": "hf_TOPLEVEL0secret", "monitoring.wandb_api_key": "wandb0MONITORING0secret",
+               "method_specific.api_key": "sk-METHODSPECIFIC0secret"}
+    env_secrets = {"WANDB_API_KEY": "wandb0ENV0secret", "HF_TOKEN": "hf_ENV0secret"}
+    doc = {"method": "lora", "hf_token": secrets["hf_token"],
+           "training": {"max_steps": 2, "batch_size": 4},
+           "monitoring": {"logging_steps": 1, "eval_steps": 0, "wandb_project": "demo",
+                          "wandb_api_key": secrets["monitoring.wandb_api_key"]},
+           "method_specific": {"r": 4, "api_key": secrets["method_specific.api_key"]}}
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"method": "lora", "training": {"max_steps": 2}, "wandb_api_key": "s3cr3t-value",
-                               "monitoring": {"wandb_project": "demo"}}))
-    env = {**os.environ, "WANDB_API_KEY": "s3cr3t-env"}
+    cfg.write_text(json.dumps(doc))
+    # Validation sees every secret and drops it (no config field holds one), so nothing secret reaches the store.
+    resolved = config_for_train(str(cfg), None)
+    assert resolved.report.ok, resolved.report.to_dict()
+    assert {w.path for w in resolved.report.warnings if "unknown key" in w.message} == set(secrets)
+    dumped = json.dumps(resolved.config.model_dump(mode="json"))
+    assert resolved.config.monitoring.wandb_project == "demo" and resolved.config.method_specific.r == 4
+    assert not [s for s in secrets.values() if s in dumped]
+
+    runs = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "lf_tui", "train", "-c", str(cfg), "--dataset",
                            str(learnable_dataset), "--runs-dir", str(runs)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
+                          text=True, timeout=180, env={**os.environ, **env_secrets}, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for path in runs.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".jsonl", ".log"):
-            text = path.read_text(errors="replace")
-            assert "s3cr3t" not in text, path
+    all_secrets = [*secrets.values(), *env_secrets.values()]
+    assert not [s for s in all_secrets if s in proc.stdout + proc.stderr]
+    [info] = RunStore(runs).list()
+    run = RunDir(info.path)
+    assert info.status == "completed" and info.steps == 2, info
+    assert run.config()["monitoring"]["wandb_project"] == "demo"
+    assert _leaks(run, all_secrets) == []
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "methods/validation.py _unknown_keys passes the ignored key's value into its warning (report.warn(child, "
+    "'unknown key is ignored', value, hint)), so `validate-config --json` prints secrets in warnings[].value "
+    "(CI logs). Fix: for keys engine.run_store.SECRET_KEY matches, pass '<redacted>' (or no value)"))
+def test_validate_config_json_does_not_echo_secrets(tmp_path: Path, capsys) -> None:
+    from lf_tui.cli import main
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"method": "lora", "hf_token": "hf_ECHO0secret",
+                               "monitoring": {"wandb_api_key": "wandb0ECHO0secret"}}))
+    assert main(["validate-config", "-c", str(cfg), "--json"]) == 0
+    out = capsys.readouterr().out
+    warned = {w["path"] for w in json.loads(out)["warnings"]}
+    assert warned == {"hf_token", "monitoring.wandb_api_key"}
+    assert "ECHO0secret" not in out, out
+
+
+def test_secrets_given_to_the_store_are_redacted_in_every_run_file(store: RunStore, learnable_dataset: Path,
+                                                                     monkeypatch) -> None:
+    """Secrets that do reach run creation (config keys, the engine's environment) never reach a file."""
+    from engine.launcher import launch
+
+    config = make_config("lora", training={"max_steps": 2}).model_dump(mode="json")
+    config["hf_token"] = "hf_CONFIG0secret"
+    config["monitoring"]["wandb_api_key"] = "wandb0CONFIG0secret"
+    config["method_specific"]["hub"] = [{"access_key": "AKIA0CONFIG0secret", "password": "pw0CONFIG0secret"}]
+    secrets = ["hf_CONFIG0secret", "wandb0CONFIG0secret", "AKIA0CONFIG0secret", "pw0CONFIG0secret"]
+    assert all(s in json.dumps(config) for s in secrets)  # really present in what the store is given
+    env_secrets = {"WANDB_API_KEY": "wandb0ENV0secret", "HF_TOKEN": "hf_ENV0secret"}
+    for key, value in env_secrets.items():
+        monkeypatch.setenv(key, value)
+
+    run = store.create("lora", config, {"dataset": str(learnable_dataset), "trust_remote_code": False})
+    written = run.config()
+    assert (written["hf_token"], written["monitoring"]["wandb_api_key"]) == ("<redacted>", "<redacted>")
+    assert written["method_specific"]["hub"] == [{"access_key": "<redacted>", "password": "<redacted>"}]
+    proc = launch(run)
+    environ = Path(f"/proc/{proc.pid}/environ")
+    if environ.exists():  # the engine really holds the environment secrets
+        assert all(f"{k}={v}".encode() in environ.read_bytes().split(b"\0") for k, v in env_secrets.items())
+    events = list(proc.events())
+    assert proc.wait(120) == 0
+    assert isinstance(events[-1], Finished) and events[-1].status == "completed"
+    assert sum(isinstance(e, Step) for e in events) == 2
+    assert _leaks(run, [*secrets, *env_secrets.values()]) == []
 
 
 def test_follow_gives_up_on_a_run_whose_engine_never_started(store) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from textual.widgets import DataTable, Input, Static, TextArea
+from textual.widgets import DataTable, Input, Label, Static, TextArea
 
 from engine.protocol import Step
+from engine.run_store import RunDir
 from lf_tui.app import LfTuiApp
 from lf_tui.screens.compare_screen import CompareScreen
 from lf_tui.screens.editor_screen import EditorScreen
@@ -92,28 +93,114 @@ async def test_a_run_started_elsewhere_appears_and_opens_while_running(tmp_path,
         proc.wait(60)
 
 
-async def test_starts_and_quits_with_empty_and_corrupt_run_stores(tmp_path) -> None:
-    runs = tmp_path / "runs"
-    for setup in ("empty", "corrupt"):
-        if setup == "corrupt":
-            (runs / "broken").mkdir(parents=True)
-            (runs / "broken" / "events.jsonl").write_bytes(b'{"type": "step", "step": 1, "loss": \x00\xff')
-            (runs / "half").mkdir()
-            (runs / "half" / "meta.json").write_text("{not json")
-            (runs / "stray.txt").write_text("not a run")
-        app = LfTuiApp(runs_dir=runs)
-        async with app.run_test(size=(140, 45)) as pilot:
-            await pilot.press("f2")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-            await pilot.pause(0.3)
-            table = app.screen.query_one("#runs", DataTable)
-            assert table.row_count == (0 if setup == "empty" else 2)
-            if setup == "corrupt":
-                await pilot.press("enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-                await pilot.pause(0.3)
-            await pilot.press("ctrl+q")
-        assert app.return_code in (0, None)
+def _label(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Label).render())
+
+
+def _status_cells(table: DataTable) -> dict[str, str]:
+    return {str(key.value): str(table.get_cell(key, "status")) for key in table.rows}
+
+
+async def _open_runs(pilot, app) -> DataTable:
+    """F2, then wait until the first scan of the store has been shown (the title names the counts)."""
+    await pilot.press("f2")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and "shown" in _label(app, "#runs-title"),
+                   what="the runs list")
+    return app.screen.query_one("#runs", DataTable)
+
+
+async def test_starts_browses_and_quits_with_an_empty_store(tmp_path) -> None:
+    app = LfTuiApp(runs_dir=tmp_path / "never-created")
+    async with app.run_test(size=(140, 45)) as pilot:
+        table = await _open_runs(pilot, app)
+        assert table.row_count == 0 and "0/0 shown" in _label(app, "#runs-title")
+        await pilot.press("enter", "space", "c", "d", "f5")  # nothing to open, mark, compare or delete
+        await wait_for(pilot, lambda: any("mark two or more" in str(n.message) for n in app._notifications),
+                       what="the compare hint")
+        assert isinstance(app.screen, RunsScreen) and table.row_count == 0
+        assert not (tmp_path / "never-created").exists()  # looking never creates the store
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, what="quit")
+    assert app.return_code == 0
+
+
+async def test_an_empty_store_says_there_are_no_runs(tmp_path) -> None:
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await _open_runs(pilot, app)
+        shown = " ".join(str(w.render()) for w in app.screen.query(Static) if w.display)
+        assert "no runs" in shown.lower(), shown
+
+
+def _write_run(store, name: str, lines: list[str], summary: dict | None) -> None:
+    """A run folder as the engine leaves it: real meta/config from the store, events in the real encoding."""
+    run = store.create("lora", {"base_model": "builtin:tiny-llama", "method_name": "lora"})
+    run.path.rename(store.root / name)
+    run = RunDir(store.root / name)
+    run.file("engine.json").write_text('{"pid": 999999999, "create_time": 1.0, "started": 1.0}')  # long gone
+    run.events_path.write_text("".join(lines))
+    if summary is not None:
+        run.file("summary.json").write_text(json.dumps(summary))
+
+
+def _damaged_store(root):
+    """One good run, one whose engine died mid-line, one of garbage, an empty folder and a stray file."""
+    from engine.protocol import Finished as Done
+    from engine.protocol import RunStarted as Started
+    from engine.run_store import RunStore
+
+    store = RunStore(root)
+    steps = [Step(step=i, loss=3.0 / i, total_steps=3).to_line() for i in (1, 2, 3)]
+    started = Started(run_id="good", method="lora", base_model="builtin:tiny-llama", total_steps=3).to_line()
+    _write_run(store, "good", [started, *steps, Done(status="completed").to_line()],
+               {"status": "completed", "final_loss": 1.0, "training_time_s": 5.0})
+    _write_run(store, "truncated", [started, *steps[:2], steps[2][:25]], None)
+    (store.root / "garbage").mkdir()
+    (store.root / "garbage" / "meta.json").write_text("{not json")
+    (store.root / "garbage" / "events.jsonl").write_bytes(b'{"type": "step", "step": 1, "loss": \x00\xff\n\x00\x01\n')
+    (store.root / "empty").mkdir()
+    (store.root / "stray.txt").write_text("not a run")
+    return store
+
+
+async def test_good_truncated_garbage_and_empty_runs_are_listed_with_status_and_problems(tmp_path) -> None:
+    store = _damaged_store(tmp_path / "runs")
+    app = LfTuiApp(runs_dir=store.root)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await _open_runs(pilot, app)
+        await wait_for(pilot, lambda: table.row_count == 4, what="four rows")
+        assert _status_cells(table) == {"good": "completed", "truncated": "crashed ⚠", "garbage": "crashed ⚠",
+                                        "empty": "corrupt ⚠"}
+        assert str(table.get_cell("good", "steps")) == "3/3" and str(table.get_cell("truncated", "steps")) == "2/3"
+        # newest first, then the folders without a date; the panel names the first three problems
+        assert [str(k.value) for k in table.rows] == ["truncated", "good", "garbage", "empty"]
+        assert _label(app, "#runs-problems").splitlines()[:3] == [
+            "truncated: 1 unreadable event line(s) skipped", "garbage: meta.json missing or corrupt",
+            "garbage: 2 unreadable event line(s) skipped"]
+        assert _label(app, "#runs-problems").splitlines()[3].startswith("… and 1 more problem(s)")
+        await pilot.press("slash", *"corrupt", "enter")
+        await wait_for(pilot, lambda: table.row_count == 1, what="the filter")
+        assert _status_cells(table) == {"empty": "corrupt ⚠"}
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, what="quit")
+    assert app.return_code == 0
+
+
+async def test_a_garbage_run_opens_as_crashed(tmp_path) -> None:
+    store = _damaged_store(tmp_path / "runs")
+    app = LfTuiApp(runs_dir=store.root)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await _open_runs(pilot, app)
+        await wait_for(pilot, lambda: table.row_count == 4, what="four rows")
+        table.move_cursor(row=table.get_row_index("garbage"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the garbage run's view")
+        screen = app.screen
+        assert screen.run.run_id == "garbage"
+        await wait_for(pilot, lambda: screen.engine_gone, what="the reader to give up on the dead run")
+        await wait_for(pilot, lambda: screen._drawn_version == screen.model.version, what="a redraw")
+        assert screen.model.loss.count == 0
+        assert "crashed" in _label(app, "#run-title"), _label(app, "#run-title")
 
 
 async def test_delete_asks_first_and_keeps_the_run_on_no(tmp_path) -> None:
@@ -130,8 +217,9 @@ async def test_delete_asks_first_and_keeps_the_run_on_no(tmp_path) -> None:
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete confirmation")
         await pilot.press("n")
-        await pilot.pause(0.2)
-        assert run.path.exists()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the dialog to close")
+        await pilot.pause()  # the dialog's answer has been handled
+        assert run.path.exists() and app.screen.query_one("#runs", DataTable).row_count == 1
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")

@@ -94,7 +94,7 @@ class RunScreen(Screen[None]):
     def _draw(self, m: RunModel) -> None:
         st, s = m.started, m.last_step
         status = m.status
-        if status == "running" and self.engine_gone and m.finished is None:
+        if status in ("starting", "running") and self.engine_gone and m.finished is None:
             status = "crashed"
         head = f"Run {self.run.run_id} · {status}"
         if st:

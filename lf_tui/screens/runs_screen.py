@@ -74,8 +74,13 @@ class RunsScreen(Screen[None]):
         self.query_one("#runs-title", Label).update(
             f"Runs in {self.store.root} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
             f"{arrow} · {len(self.marked)} marked (space), c compares")
-        problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems][:3]
-        self.query_one("#runs-problems", Label).update("\n".join(problems))
+        problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems]
+        lines = problems[:3] + ([f"… and {len(problems) - 3} more problem(s): `lf-tui runs` lists them all"]
+                                if len(problems) > 3 else [])
+        if not runs:
+            lines = [f"No runs yet in {self.store.root}. Start one: F1 → pick a method → Enter → Ctrl+R, "
+                     "or `lf-tui quick-train -m lora` in a shell."]
+        self.query_one("#runs-problems", Label).update("\n".join(lines))
 
     @property
     def current_id(self) -> str | None:
