@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
-from engine.run_store import LOG, STARTING_GRACE_S, RunDir
+from engine.run_lock import is_locked
+from engine.run_store import ENGINE, LOG, STARTING_GRACE_S, RunDir
+from methods.config_file import write_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,10 +132,25 @@ def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EnginePro
         log.close()
         if write_fd is not None:
             os.close(write_fd)
+    _record_engine(run, popen.pid)
     events = os.fdopen(read_fd, "rb") if read_fd is not None else None
     process = EngineProcess(run, popen, events)
     process.start_offset = start_offset
     return process
+
+
+def _record_engine(run: RunDir, pid: int) -> None:
+    """engine.json at once (the engine rewrites it when it starts), so readers see the new segment as live
+    from the first moment, not the previous segment's ending. Left alone when another engine holds the run."""
+    if is_locked(run.path):
+        return
+    try:
+        import psutil
+
+        create_time = psutil.Process(pid).create_time()
+    except Exception:
+        return
+    write_json(run.file(ENGINE), {"pid": pid, "create_time": create_time, "started": time.time()})
 
 
 def _segment_start(run: RunDir) -> int:

@@ -133,6 +133,17 @@ class RunDir:
         info = self.engine_info()
         return process_alive(int(info.get("pid") or 0), info.get("create_time"))
 
+    def resume_refusal(self) -> str | None:
+        """Why this run cannot be resumed now (running, completed, no checkpoint), or None when it can."""
+        status = self.info().status
+        if status in ("running", "starting"):
+            return f"run {self.run_id} is still running; `lf-tui attach {self.run_id}` to watch it"
+        if status == "completed":
+            return f"run {self.run_id} has completed; start a new run to train further"
+        if self.latest_checkpoint() is None:
+            return f"run {self.run_id} has no complete checkpoint to resume from; start a new run with its config"
+        return None
+
     def info(self) -> RunInfo:
         """Read status and figures; tolerate every missing or corrupt file, reporting it in `problems`."""
         meta, summary = self.meta(), self.summary()

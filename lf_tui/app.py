@@ -85,6 +85,15 @@ class LfTuiApp(App[None]):
         self.notify(f"started run {run.run_id}")
         self.open_run(run, process)
 
+    def resume_run(self, run: RunDir) -> None:
+        refusal = run.resume_refusal()
+        if refusal:
+            self.notify(refusal, severity="warning", timeout=8)
+            return
+        launch(run, resume=True, pipe=False)  # the view follows events.jsonl: every segment, old and new
+        self.notify(f"resuming run {run.run_id}")
+        self.open_run(run)
+
     # quitting -----------------------------------------------------------------
     def unsaved_editors(self) -> list[EditorScreen]:
         return [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.is_mounted and s.dirty]

@@ -35,11 +35,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = consoles.resolve_run(args.runs_dir, args.resume)
         if run is None:
             return 2
-        if run.info().status == "running":
-            err.print(f"[red]error:[/red] run {run.run_id} is still running; `lf-tui attach {run.run_id}` to watch it")
-            return 2
-        if run.latest_checkpoint() is None:
-            err.print(f"[red]error:[/red] run {run.run_id} has no complete checkpoint to resume from")
+        refusal = run.resume_refusal()
+        if refusal:
+            err.print(f"[red]error:[/red] {escape(refusal)}")
             return 2
         return _start(run, args, resume=True)
     if not args.config:

@@ -121,3 +121,43 @@ def test_the_run_lock_refuses_a_second_engine_and_frees_itself(tmp_path: Path) -
     lock = RunLock(folder)
     lock.acquire()
     lock.release()
+
+
+def _crash_after_first_checkpoint(run: RunDir) -> None:
+    """Leave `run` as an engine killed right after its first checkpoint leaves it."""
+    shutil.rmtree(run.weights_dir)
+    (run.path / "summary.json").unlink()
+    lines = run.events_path.read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "checkpoint")
+    run.events_path.write_text("".join(lines[:cut + 1]))
+
+
+async def test_resume_from_the_runs_list_follows_both_segments(store: RunStore, learnable_dataset: Path) -> None:
+    from textual.widgets import DataTable
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.run_screen import RunScreen
+    from lf_tui.screens.runs_screen import RunsScreen
+    from tests.tui_helpers import wait_for
+
+    config = make_config("lora", training={"max_steps": 6}, monitoring={"save_steps": 3, "eval_steps": 0})
+    run, _, rc = train(store, config, learnable_dataset)
+    assert rc == 0
+    _crash_after_first_checkpoint(run)
+    app = LfTuiApp(runs_dir=store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
+                       and app.screen.query_one("#runs", DataTable).row_count == 1, what="the run listed")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.model.finished is not None, timeout=120, what="the resumed run to end")
+        assert screen.model.finished.status == "completed" and screen.model.segments == 2
+        assert screen.model.loss.points()[0] == [1, 2, 3, 4, 5, 6]  # one curve across the crash
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("r")  # a completed run is not resumed again
+        await wait_for(pilot, lambda: any("has completed" in str(n.message) for n in app._notifications),
+                       what="the refusal")
+        assert isinstance(app.screen, RunsScreen)

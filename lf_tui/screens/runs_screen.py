@@ -25,6 +25,7 @@ class RunsScreen(Screen[None]):
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter"),
         Binding("d", "delete", "Delete"),
+        Binding("r", "resume", "Resume"),
         Binding("f5", "refresh", "Refresh"),
         Binding("escape", "back", "Back"),
     ]
@@ -134,6 +135,13 @@ class RunsScreen(Screen[None]):
         if run_id is not None:
             info = next(r for r in self.runs if r.run_id == run_id)
             self.app.open_run(RunDir(info.path))  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        """Continue a cancelled or crashed run from its last checkpoint and watch it (all its segments)."""
+        run_id = self.current_id
+        if run_id is not None:
+            info = next(r for r in self.runs if r.run_id == run_id)
+            self.app.resume_run(RunDir(info.path))  # type: ignore[attr-defined]
 
     def action_delete(self) -> None:
         run_id = self.current_id
