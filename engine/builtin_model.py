@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = ("tiny-llama",)
@@ -53,19 +54,38 @@ def builtin_path(name: str) -> Path:
     return target
 
 
-def build_tiny_llama(folder: Path) -> None:
-    """Write a random-weight Llama and its tokenizer to `folder` with save_pretrained."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def tiny_tokenizer() -> Any:
+    """The shipped 512-token BPE tokenizer with its special tokens and chat template (what tiny models use)."""
+    from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(ASSETS / "tiny_tokenizer.json"), bos_token="<s>",
                                         eos_token="</s>", pad_token="<pad>", model_max_length=2048)
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_CONFIG)
+    return tokenizer
+
+
+def special_token_ids(tokenizer: Any) -> dict[str, int]:
+    """vocab_size and the bos/eos/pad ids a model config needs to match `tokenizer`."""
+    return dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+
+
+def save_random_model(folder: Path, config: Any, tokenizer: Any, seed: int = 0) -> None:
+    """A causal LM with random weights from `config` (any architecture), saved with `tokenizer` to `folder`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
     torch.random.set_rng_state(generator_state)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+
+
+def build_tiny_llama(folder: Path) -> None:
+    """Write a random-weight Llama and its tokenizer to `folder` with save_pretrained."""
+    from transformers import LlamaConfig
+
+    tokenizer = tiny_tokenizer()
+    save_random_model(folder, LlamaConfig(**special_token_ids(tokenizer), **TINY_CONFIG), tokenizer)

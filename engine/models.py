@@ -20,6 +20,7 @@ class Runtime:
     device: torch.device
     precision: str = "fp32"  # fp32 | bf16 | fp16
     notes: list[str] = field(default_factory=list)
+    pure_bf16: bool = False  # full fine-tuning with weights and optimizer states in bf16 (no fp32 master copy)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -39,7 +40,7 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags or "AMX" in capability
 
 
-def resolve_runtime(cfg: MethodConfigBase) -> Runtime:
+def _device_and_precision(cfg: MethodConfigBase) -> Runtime:
     hw = cfg.hardware
     want = hw.device
     if want == "auto":
@@ -66,6 +67,49 @@ def resolve_runtime(cfg: MethodConfigBase) -> Runtime:
     return runtime
 
 
+def resolve_runtime(cfg: MethodConfigBase) -> Runtime:
+    """Device and precision for `cfg`, and whether pure bf16 applies (a note says why hardware.pure_bf16 does not)."""
+    runtime = _device_and_precision(cfg)
+    if cfg.hardware.pure_bf16:
+        trains_base = trains_base_weights(cfg.method_name)
+        runtime.pure_bf16 = trains_base and base_weight_dtype(True, runtime, True) == torch.bfloat16
+        if not runtime.pure_bf16:
+            why = ("this method trains adapters: the frozen base is in the mixed-precision dtype already"
+                   if not trains_base else f"it needs a GPU running bf16 (device {runtime.device.type}, precision "
+                   f"{runtime.precision})")
+            runtime.notes.append(f"hardware.pure_bf16 is ignored: {why}")
+    return runtime
+
+
+def trains_base_weights(method_name: str) -> bool:
+    """A method's TRAINS_BASE_WEIGHTS flag (its implementation module says so; adapter methods do not)."""
+    from methods.catalogue import get_catalogue
+
+    try:
+        impl = get_catalogue().get(method_name).implementation()
+    except Exception:
+        return False
+    return bool(getattr(impl, "TRAINS_BASE_WEIGHTS", False))
+
+
+def base_weight_dtype(method_trains_base: bool, runtime: Runtime | None, pure_bf16: bool) -> torch.dtype:
+    """The dtype the base model's weights load in.
+
+    CPU (or no runtime): fp32. On a GPU a frozen base (LoRA, adapters, prefix) loads in the mixed-precision dtype
+    (bf16/fp16: half the memory; autocast computes in it anyway) while the method keeps its trainable weights fp32. A
+    method that trains the base weights keeps fp32 master weights under autocast, unless pure_bf16 is asked on a bf16
+    run: then the weights (and so the optimizer states) are bf16.
+    """
+    if runtime is None or runtime.device.type == "cpu":
+        return torch.float32
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision)
+    if half is None:
+        return torch.float32
+    if method_trains_base:
+        return torch.bfloat16 if pure_bf16 and half == torch.bfloat16 else torch.float32
+    return half
+
+
 def model_source(name: str) -> str:
     """The path or hub id that from_pretrained loads for `base_model`."""
     return str(builtin_path(name)) if is_builtin(name) else name
@@ -85,11 +129,14 @@ def load_tokenizer(cfg: MethodConfigBase) -> Any:
 
 
 def load_base_model(cfg: MethodConfigBase, runtime: Runtime, **kwargs: Any) -> Any:
-    """from_pretrained on a hub id or folder (safetensors preferred; remote code only when asked)."""
+    """from_pretrained on a hub id or folder (safetensors preferred; remote code only when asked), its weights in
+    base_weight_dtype() unless `dtype` is given."""
     from transformers import AutoModelForCausalLM
 
     source = model_source(cfg.base_model)
-    kwargs.setdefault("dtype", torch.float32)
+    if "dtype" not in kwargs:
+        trains_base = runtime is not None and trains_base_weights(cfg.method_name)
+        kwargs["dtype"] = base_weight_dtype(trains_base, runtime, cfg.hardware.pure_bf16)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.trust_remote_code, **kwargs)
     except EngineError:
@@ -108,25 +155,20 @@ def _load_error(name: str, exc: Exception) -> EngineError:
     return EngineError("model", f"cannot load model {name!r}: {str(exc).splitlines()[0][:300]}", hint)
 
 
-def linear_module_names(model: Any) -> list[str]:
-    """Leaf names of the linear layers (what target_modules may name)."""
-    names = set()
-    for full, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
-            names.add(full.rsplit(".", 1)[-1])
-    names.discard("lm_head")
-    return sorted(names)
-
-
 def check_target_modules(model: Any, target: str | list[str]) -> None:
-    """Fail clearly when target_modules names modules the model does not have."""
-    if target == "all-linear":
+    """Fail clearly when target_modules names modules the model does not have, listing the ones it has."""
+    if isinstance(target, str):  # "auto" (the LoRA method resolves it), "all-linear" or a regex (PEFT resolves them)
         return
-    existing = linear_module_names(model)
+    from methods.lora.targets import adaptable_modules, is_conv1d
+
+    existing = adaptable_modules(model)
     missing = [t for t in target if t not in existing]
     if missing:
-        raise EngineError("config", f"method_specific.target_modules: {missing} not found in the model",
-                          f"modules that exist: {', '.join(existing)} (or \"all-linear\")")
+        shown = [f"{name} (Conv1D)" if any(is_conv1d(m) for m in mods) else name for name, mods in
+                 sorted(existing.items())]
+        raise EngineError("config", f"method_specific.target_modules: {missing} not found in this "
+                          f"{getattr(getattr(model, 'config', None), 'model_type', None) or type(model).__name__} model",
+                          f"layers that exist: {', '.join(shown)} (or \"auto\" or \"all-linear\")")
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """Bottleneck adapters in plain PyTorch: down-projection, non-linearity, up-projection, residual.
 
 Adapters hang off each decoder layer as submodules (`adapter_mlp`, `adapter_attention`) and are applied by
-forward hooks, so the base model's module names and weights are untouched. Saved as safetensors + JSON.
+forward hooks on the block's MLP and attention children (`mlp`; `self_attn`, `attn` or `attention`), so the
+base model's module names and weights are untouched. Saved as safetensors + JSON.
 """
 
 from __future__ import annotations
@@ -44,12 +45,26 @@ def _hook(adapter: Bottleneck):
     return hook
 
 
+ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")  # Llama/Qwen/Phi, GPT-2, GPT-NeoX, Bloom
+MLP_NAMES = ("mlp", "feed_forward", "ffn")
+
+
+def sublayer_name(layer: nn.Module, kind: str) -> str | None:
+    """The child of a decoder block holding its attention ("attention") or its MLP ("mlp"), by the usual names."""
+    for name in ATTENTION_NAMES if kind == "attention" else MLP_NAMES:
+        if isinstance(getattr(layer, name, None), nn.Module):
+            return name
+    return None
+
+
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The transformer blocks: the first ModuleList whose items have an `mlp` and attention."""
+    """The transformer blocks: the first ModuleList whose items have an MLP and an attention child."""
     for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) and hasattr(module[0], "mlp"):
+        if isinstance(module, nn.ModuleList) and len(module) and sublayer_name(module[0], "mlp") \
+                and sublayer_name(module[0], "attention"):
             return list(module)
-    raise ValueError("no decoder layers with an `mlp` found in this model")
+    raise ValueError(f"no decoder layers with an attention and an MLP block found in this {type(model).__name__} "
+                     f"(looked for children named {ATTENTION_NAMES} and {MLP_NAMES})")
 
 
 def bottleneck_size(settings: dict[str, Any], hidden: int) -> int:
@@ -60,18 +75,17 @@ def insert(model: nn.Module, settings: dict[str, Any]) -> list[Bottleneck]:
     """Insert adapters per `settings` (the method_specific dict) and return them."""
     hidden = model.config.hidden_size
     size = bottleneck_size(settings, hidden)
-    spots = {"mlp": ["mlp"], "attention": ["self_attn"], "both": ["self_attn", "mlp"]}[settings["placement"]]
+    kinds = {"mlp": ["mlp"], "attention": ["attention"], "both": ["attention", "mlp"]}[settings["placement"]]
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     adapters = []
     for layer in decoder_layers(model):
-        for spot in spots:
+        for kind in kinds:
             adapter = Bottleneck(hidden, size, settings["non_linearity"], settings["adapter_dropout"],
                                  settings["init_scale"]).to(device=device, dtype=torch.float32 if dtype in (
                                      torch.float16, torch.bfloat16) else dtype)
-            name = "adapter_attention" if spot == "self_attn" else "adapter_mlp"
-            layer.add_module(name, adapter)
-            getattr(layer, spot).register_forward_hook(_hook(adapter))
+            layer.add_module(f"adapter_{kind}", adapter)
+            getattr(layer, sublayer_name(layer, kind)).register_forward_hook(_hook(adapter))
             adapters.append(adapter)
     return adapters
 

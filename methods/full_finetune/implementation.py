@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-_LAYER = re.compile(r"\.layers\.(\d+)\.")
+TRAINS_BASE_WEIGHTS = True  # the base loads with fp32 master weights, or bf16 with hardware.pure_bf16 on a bf16 GPU
+
+
+def decoder_layer_prefix(model: Any) -> str | None:
+    """Qualified name of the decoder-block list (model.layers, transformer.h, gpt_neox.layers, ...), or None."""
+    from torch import nn
+
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    lists = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module)]
+    for name, module in lists:
+        if len(module) == n_layers:
+            return name
+    return lists[0][0] if lists else None
+
+
+def _param_ids(module: Any) -> set[int]:
+    return {id(p) for p in module.parameters()} if module is not None else set()
 
 
 def apply(model: Any, cfg: Any, ctx: Any) -> Any:
@@ -17,14 +32,19 @@ def apply(model: Any, cfg: Any, ctx: Any) -> Any:
         if bad:
             raise ctx.fail("config", f"method_specific.train_layers: {bad} out of range for a {n_layers}-layer model",
                            f"use indices 0..{n_layers - 1}")
+    prefix = decoder_layer_prefix(model)
+    if spec.train_layers is not None and prefix is None:
+        raise ctx.fail("config", "method_specific.train_layers: this model has no list of decoder layers",
+                       "set train_layers to null to train every layer")
+    embeddings = _param_ids(model.get_input_embeddings()) if spec.freeze_embeddings else set()
+    head = _param_ids(model.get_output_embeddings()) if spec.freeze_lm_head else set()
     for name, param in model.named_parameters():
         train = True
-        match = _LAYER.search(name)
         if spec.train_layers is not None:
-            train = bool(match) and int(match.group(1)) in spec.train_layers
-        if spec.freeze_embeddings and "embed_tokens" in name:
-            train = False
-        if spec.freeze_lm_head and name.startswith("lm_head"):
+            rest = name[len(prefix) + 1:] if name.startswith(f"{prefix}.") else ""
+            index = rest.split(".", 1)[0]
+            train = index.isdigit() and int(index) in spec.train_layers
+        if id(param) in embeddings or id(param) in head:  # tied weights: freezing one freezes both
             train = False
         if any(p in name for p in spec.freeze_patterns):
             train = False

@@ -14,14 +14,16 @@ class LoraSpecific(MethodSpecific):
     r: int = Field(16, ge=1, le=256, description="LoRA rank; typical 8-64")
     lora_alpha: float = Field(32, gt=0, le=4096, description="LoRA scaling numerator; usually 2 x r")
     lora_dropout: float = Field(0.05, ge=0, le=1, description="dropout on the LoRA path, 0-1")
-    target_modules: Union[Literal["all-linear"], list[str]] = Field(
-        default_factory=lambda: ["q_proj", "v_proj"],
+    target_modules: Union[Literal["auto", "all-linear"], list[str]] = Field(
+        "auto",
         min_length=1,
-        description='module names to adapt, or "all-linear"',
+        description='layer names to adapt (Linear or Conv1D), "all-linear", or "auto": the architecture\'s default',
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="which biases train")
     modules_to_save: Optional[list[str]] = Field(None, description="extra modules trained in full and saved")
-    fan_in_fan_out: bool = Field(False, description="true for Conv1D layers (GPT-2 style)")
+    fan_in_fan_out: bool = Field(
+        False, description="weights stored in x out (Conv1D, GPT-2 style); set automatically when every target is a Conv1D"
+    )
 
 
 METHOD = MethodInfo(
