@@ -7,14 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from textual.widgets import Input, TextArea
-
 from engine.run_store import RunStore
 from lf_tui.app import LfTuiApp
-from lf_tui.screens.editor_screen import EditorScreen
-from lf_tui.screens.methods_screen import MethodsScreen
 from lf_tui.screens.run_screen import RunScreen
-from tests.tui_helpers import wait_for
+from tests.tui_helpers import start_from_editor, wait_for
 
 STEPS = 600  # ~150 KB of step events: more than twice what a pipe buffers
 TRAINING = {"max_steps": STEPS, "batch_size": 1, "max_seq_length": 32, "learning_rate": 1e-3}
@@ -33,18 +29,8 @@ async def test_esc_right_after_the_first_step_does_not_stall_the_engine(tmp_path
     monkeypatch.delenv("LF_TUI_RUNS_DIR", raising=False)
     app = LfTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
-        area = app.screen.query_one("#config", TextArea)
-        doc = json.loads(area.text)
-        doc["method_config"]["training"].update(TRAINING)
-        doc["method_config"]["monitoring"].update(MONITORING)
-        doc["method_config"]["data"]["eval_split"] = 0.0
-        area.load_text(json.dumps(doc, indent=2))
-        app.screen.query_one("#dataset", Input).value = str(learnable_dataset)
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
+        await start_from_editor(pilot, app, {"training": TRAINING, "monitoring": MONITORING,
+                                             "data": {"eval_split": 0.0}}, str(learnable_dataset))
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.last_step is not None, timeout=120, what="first step")
         await pilot.press("escape")

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 
-from textual.widgets import DataTable, Input, Label, Static, TextArea
+from textual.widgets import DataTable, Label, Static
 
 from engine.protocol import Step
 from engine.run_store import RunDir
 from lf_tui.app import LfTuiApp
 from lf_tui.screens.compare_screen import CompareScreen
-from lf_tui.screens.editor_screen import EditorScreen
-from lf_tui.screens.methods_screen import MethodsScreen
 from lf_tui.screens.run_screen import RunScreen
 from lf_tui.screens.runs_screen import RunsScreen
 from lf_tui.widgets.dialogs import ConfirmScreen
 from tests.conftest import make_config, start_run, train
-from tests.tui_helpers import wait_for
+from tests.tui_helpers import start_from_editor, wait_for
 
 
 def text_of(app, selector: str) -> str:
@@ -26,16 +24,7 @@ def text_of(app, selector: str) -> str:
 async def test_start_watch_and_cancel_a_run(tmp_path, learnable_dataset) -> None:
     app = LfTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(140, 45)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
-        area = app.screen.query_one("#config", TextArea)
-        doc = json.loads(area.text)
-        doc["method_config"]["training"]["max_steps"] = 100000
-        area.load_text(json.dumps(doc, indent=2))
-        app.screen.query_one("#dataset", Input).value = str(learnable_dataset)
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
+        await start_from_editor(pilot, app, {"training": {"max_steps": 100000}}, str(learnable_dataset))
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.loss.count >= 3 and "tokens/s" in text_of(app, "#figures"),
                        what="steps to arrive")

@@ -21,3 +21,27 @@ def issues_text(app) -> str:
 
     options = app.screen.query_one("#issues", OptionList)
     return "\n".join(str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
+
+
+async def start_from_editor(pilot: Pilot, app, sections: dict, dataset: str) -> None:
+    """As a user: Enter on the first method, edit its defaults (`sections` merged per section), pick the
+    dataset, Ctrl+R; returns once the run view is up."""
+    import json
+
+    from textual.widgets import Input, TextArea
+
+    from lf_tui.screens.editor_screen import EditorScreen
+    from lf_tui.screens.methods_screen import MethodsScreen
+    from lf_tui.screens.run_screen import RunScreen
+
+    await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+    area = app.screen.query_one("#config", TextArea)
+    doc = json.loads(area.text)
+    for section, values in sections.items():
+        doc["method_config"][section].update(values)
+    area.load_text(json.dumps(doc, indent=2))
+    app.screen.query_one("#dataset", Input).value = dataset
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
