@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from rich import box
 from rich.table import Table
 
 from engine.launcher import cancel_pid
@@ -23,14 +24,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         console.print(f"no runs in {RunStore(args.runs_dir).root}")
         return 0
-    table = Table(title=f"Runs in {RunStore(args.runs_dir).root}")
-    for col in ("run", "method", "base model", "status", "steps", "final loss", "best loss", "duration", "started"):
-        table.add_column(col)
+    compact = console.width < 120  # an 80-column SSH terminal: the columns that matter, no box
+    headers = ["run", "method", "base model", "status", "steps", "final loss", "best loss", "duration", "started"]
+    rows = []
     for r in runs:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "—"
-        status = r.status + (" ⚠" if r.problems else "")
-        table.add_row(r.run_id, r.method, r.base_model, status, f"{r.steps}/{r.total_steps or '?'}",
-                      number(r.final_loss), number(r.best_loss), duration(r.duration_s), started)
+        rows.append([r.run_id, r.method, r.base_model, r.status + (" ⚠" if r.problems else ""),
+                     f"{r.steps}/{r.total_steps or '?'}", number(r.final_loss), number(r.best_loss),
+                     duration(r.duration_s), started])
+    keep = [0, 1, 3, 4, 5, 7] if compact else list(range(len(headers)))
+    if compact:
+        headers[5], headers[7] = "loss", "time"
+    table = Table(title=f"Runs in {RunStore(args.runs_dir).root}", box=box.SIMPLE if compact else box.HEAVY_HEAD,
+                  pad_edge=not compact)
+    for i in keep:  # every cell whole (ids are what `attach`/`cancel` need); only the base model may be cut
+        widest = max(len(headers[i]), *(len(row[i]) for row in rows))
+        table.add_column(headers[i], no_wrap=True, overflow="ellipsis", max_width=24 if i == 2 else None,
+                         min_width=None if i == 2 else widest)
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
     for r in runs:
         for problem in r.problems:
