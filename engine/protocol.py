@@ -2,12 +2,14 @@
 
 Rules: one JSON object per line; the first event (`run_started`) carries `protocol`; a reader refuses a
 protocol version it does not know; event types and fields are only ever added; an unknown type or a
-garbage/truncated line is skipped and counted, never fatal.
+garbage/truncated line is skipped and counted, never fatal. Every line is strict JSON: a non-finite float
+(NaN, infinity) is written as null, and a reader turns null in a float field back into NaN.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -28,7 +30,22 @@ class Event:
         return {"type": self.type, **asdict(self)}
 
     def to_line(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, default=str) + "\n"
+        data = self.to_dict()
+        try:
+            return json.dumps(data, separators=(",", ":"), allow_nan=False, default=str) + "\n"
+        except ValueError:  # a NaN or infinity somewhere (a diverged loss, a summary figure): null, not `NaN`
+            return json.dumps(finite_json(data), separators=(",", ":"), allow_nan=False, default=str) + "\n"
+
+
+def finite_json(value: Any) -> Any:
+    """A copy of `value` with every non-finite float, however deeply nested, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 @dataclass(slots=True)
@@ -110,6 +127,9 @@ class Finished(Event):
 
 @dataclass(slots=True)
 class Error(Event):
+    """kind: config, data, model, unsupported_hardware, oom, resume, diverged (NaN/infinite or spiking loss;
+    the message names the step and the last good checkpoint, which is kept), internal."""
+
     type: ClassVar[str] = "error"
     kind: str = "internal"
     message: str = ""
@@ -121,6 +141,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls for cls in (RunStarted, Step, Eval, System, Checkpoint, Log, Finished, Error)
 }
 _FIELDS: dict[str, frozenset[str]] = {k: frozenset(f.name for f in fields(v)) for k, v in EVENT_TYPES.items()}
+# Fields typed plain `float` (not `float | None`): null there (a non-finite number when written) reads as NaN.
+_FLOAT_FIELDS: dict[str, tuple[str, ...]] = {
+    k: tuple(f.name for f in fields(v) if f.type == "float") for k, v in EVENT_TYPES.items()
+}
+
 # A stream ends with `finished` (an `error` event is always followed by `finished` with status failed).
 TERMINAL_TYPES = frozenset({"finished"})
 
@@ -146,6 +171,9 @@ def parse_event(line: str | bytes) -> Event:
     if cls is None:
         raise ProtocolError(f"unknown event type {kind!r}")
     del data["type"]
+    for name in _FLOAT_FIELDS[kind]:
+        if name in data and data[name] is None:
+            data[name] = math.nan
     try:
         return cls(**data)  # fast path: exactly the fields we know
     except TypeError:

@@ -13,8 +13,8 @@ from typing import Any
 
 from engine.control import Control
 from engine.emitter import Emitter
-from engine.errors import Cancelled, EngineError
-from engine.protocol import Error, Finished, Log, RunStarted
+from engine.errors import Cancelled, Diverged, EngineError
+from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir
 from methods.catalogue import get_catalogue
 from methods.config_file import write_json
@@ -108,13 +108,15 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
         trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at)
         monitor.start()
         trainer.fit()
-        eval_loss = trainer.evaluate()
-        trainer.impl.save(trainer.model, run.weights_dir)
-        log("info", f"saved trained weights to {run.weights_dir}")
-        return _finish(run, emitter, trainer, monitor, "completed", started, {"final_eval_loss": eval_loss})
+        extra = trainer.finish(run.weights_dir)
+        return _finish(run, emitter, trainer, monitor, "completed", started, extra)
     except Cancelled as exc:
         log("warning", f"cancelled ({exc}); checkpoint saved")
         return _finish(run, emitter, trainer, monitor, "cancelled", started, {})
+    except Diverged as exc:
+        emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
+        return _finish(run, emitter, trainer, monitor, "failed", started,
+                       {"error": exc.message, "diverged_at_step": exc.step}, diverged=exc.message)
     except EngineError as exc:
         emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
         return _finish(run, emitter, trainer, monitor, "failed", started, {"error": exc.message})
@@ -197,7 +199,7 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
 
 
 def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: str, started: float,
-            extra: dict[str, Any]) -> int:
+            extra: dict[str, Any], diverged: str | None = None) -> int:
     from engine.summary import build_summary
 
     if monitor is not None:
@@ -209,11 +211,14 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     peak = monitor.peak_gpu_mb or monitor.peak_rss_mb if monitor is not None else 0.0
     if trainer is not None:
         extra = {"data_format": trainer.data_format, **extra}
+    # training time across every segment of a resumed run; before the loop started, this process's time
+    elapsed = trainer.elapsed() if trainer is not None else time.perf_counter() - started
     summary = build_summary(status=status, total_steps=state.step if state else 0,
                             losses=state.losses if state else [], eval_losses=state.eval_losses if state else [],
-                            training_time_s=time.perf_counter() - started, peak_memory_mb=peak, extra=extra)
+                            training_time_s=elapsed, peak_memory_mb=peak, extra=extra, diverged=diverged)
     if trainer is not None and getattr(trainer, "close_external", None):
         trainer.close_external()
+    summary = finite_json(summary)  # strict JSON: a non-finite figure is null
     write_json(run.file(SUMMARY), summary)
     emitter.emit(Finished(status=status, summary=summary))
     return {"completed": 0, "cancelled": 130}.get(status, 1)

@@ -35,8 +35,11 @@ def convergence_verdict(losses: list[float]) -> dict[str, Any]:
 
 
 def build_summary(*, status: str, total_steps: int, losses: list[float], eval_losses: list[float],
-                  training_time_s: float, peak_memory_mb: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  training_time_s: float, peak_memory_mb: float, extra: dict[str, Any] | None = None,
+                  diverged: str | None = None) -> dict[str, Any]:
+    """The summary.json of a run; `diverged` (why the run diverged) overrides the curve's verdict."""
     best_eval = min(eval_losses) if eval_losses else None
+    convergence = {"verdict": "diverged", "reason": diverged} if diverged else convergence_verdict(losses)
     return {
         "status": status,
         "total_steps": total_steps,
@@ -46,6 +49,6 @@ def build_summary(*, status: str, total_steps: int, losses: list[float], eval_lo
         "best_perplexity": math.exp(min(best_eval, 50)) if best_eval is not None else None,
         "training_time_s": round(training_time_s, 3),
         "peak_memory_mb": round(peak_memory_mb, 1),
-        "convergence": convergence_verdict(losses),
+        "convergence": convergence,
         **(extra or {}),
     }

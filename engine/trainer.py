@@ -1,11 +1,11 @@
-"""The training loop: optimizer and schedule, accumulation, clipping, precision, eval, checkpoints, cancel."""
+"""The training loop: accumulation, clipping, precision, divergence, eval, early stopping, checkpoints, cancel."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -13,11 +13,15 @@ import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
 from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoints_policy import complete_checkpoints, copy_weights, rotate
 from engine.control import Control
 from engine.data import Example
-from engine.errors import Cancelled
+from engine.divergence import DivergenceGuard
+from engine.errors import Cancelled, Diverged
+from engine.loss import summed_loss, target_tokens
 from engine.models import Runtime
-from engine.protocol import Checkpoint, Eval, Event, Step
+from engine.optim import build_optimizer, build_scheduler, steps_per_epoch
+from engine.protocol import Checkpoint, Eval, Event, Log, Step
 
 
 @dataclass
@@ -34,32 +38,36 @@ class Collate:
 
 @dataclass
 class LoopState:
+    """Where the loop is; saved in every checkpoint (trainer_state.json) and restored on resume."""
+
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
     losses: list[float] = field(default_factory=list)
     eval_losses: list[float] = field(default_factory=list)
-    elapsed_before_s: float = 0.0
+    elapsed_before_s: float = 0.0  # training time of earlier segments (a checkpoint stores the total so far)
     tokens: int = 0
+    recent_losses: list[float] = field(default_factory=list)  # the loss-spike check's window
+    best_eval_loss: float | None = None
+    best_eval_step: int | None = None
+    evals_since_best: int = 0
+    last_eval_step: int | None = None
+    stopped_early: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def build_optimizer(model: Any, training: Any) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 or "norm" in name or name.endswith("bias") else decay).append(param)
-    groups = [{"params": decay, "weight_decay": training.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if training.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=training.learning_rate, momentum=0.9)
-    if training.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
+@dataclass
+class _Window:
+    """Steps since the last step event."""
 
-        return Adafactor(groups, lr=training.learning_rate, relative_step=False, scale_parameter=False)
-    return torch.optim.AdamW(groups, lr=training.learning_rate)
-
-
-def steps_per_epoch(n_examples: int, batch_size: int, accumulation: int) -> int:
-    return max(1, math.ceil(math.ceil(n_examples / batch_size) / accumulation))
+    losses: list[float] = field(default_factory=list)
+    tokens: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    grad_norm: float | None = None
 
 
 class Trainer:
@@ -74,98 +82,198 @@ class Trainer:
         t = cfg.training
         self.per_epoch = steps_per_epoch(len(train), t.batch_size, t.gradient_accumulation_steps)
         self.total_steps = t.max_steps if t.max_steps > 0 else self.per_epoch * t.epochs
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(model, t)
-        from transformers import get_scheduler
-
-        self.scheduler = get_scheduler(t.lr_scheduler, self.optimizer, num_warmup_steps=t.warmup_steps,
-                                       num_training_steps=self.total_steps)
-        self.scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None
+        self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
+        # Weights already in half precision (pure bf16): no autocast, and no fp16 loss scaling (it needs fp32 grads).
+        self.half_weights = bool(self.params) and all(p.dtype in (torch.bfloat16, torch.float16) for p in self.params)
+        fp16 = runtime.precision == "fp16" and not self.half_weights
+        self.scaler = torch.amp.GradScaler(runtime.device.type) if fp16 else None
         self.state = LoopState()
+        self.guard = DivergenceGuard(cfg.monitoring.loss_spike_factor, self.state.recent_losses, self._kept_note)
+        self._segment_start: float | None = None
 
     def resume_from(self, folder: Path) -> None:
-        self.state = LoopState(**load_checkpoint(folder, self.model, self.optimizer, self.scheduler))
+        data = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.scaler)
+        self.state = LoopState.from_dict(data)
+        self.guard.recent = self.state.recent_losses
+
+    def elapsed(self) -> float:
+        """Training time across every segment of the run (a resumed run carries the earlier ones)."""
+        running = time.perf_counter() - self._segment_start if self._segment_start is not None else 0.0
+        return self.state.elapsed_before_s + running
+
+    def log(self, level: str, message: str) -> None:
+        self.emit(Log(level=level, message=message))
 
     def _autocast(self) -> Any:
         dtype = self.runtime.autocast_dtype
-        if dtype is None:
+        if dtype is None or self.half_weights:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.runtime.device.type, dtype=dtype)
 
-    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _loss_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed next-token loss of one batch (divided by the step's target tokens by the caller)."""
         batch = {k: v.to(self.runtime.device, non_blocking=True) for k, v in batch.items()}
+        labels = batch.pop("labels")
         with self._autocast():
-            return self.model(**batch, use_cache=False).loss
+            logits = self.model(**batch, use_cache=False).logits
+        return summed_loss(logits, labels)
+
+    def accumulate(self, micro_batches: list[dict[str, torch.Tensor]]) -> tuple[float, int]:
+        """Backward over one optimizer step's micro-batches; returns (summed loss, target tokens).
+
+        Each micro-batch's summed loss is divided by the target tokens of the whole step, so the gradient is
+        that of the token-weighted mean over the step: the same as one batch holding every micro-batch.
+        """
+        total = sum(target_tokens(b) for b in micro_batches)
+        sums = []
+        for batch in micro_batches:
+            loss_sum = self._loss_sum(batch)
+            loss = loss_sum / max(total, 1)
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            sums.append(loss_sum.detach())
+        return float(torch.stack(sums).sum()), total  # one device sync per step
 
     def evaluate(self) -> float | None:
+        """Token-weighted eval loss; tracks the best one and evaluations without improvement."""
         if not self.eval_set:
             return None
+        st = self.state
         self.model.eval()
-        total, count = 0.0, 0
+        sums, count = [], 0
         with torch.no_grad():
             for indices in batch_order(self.eval_set, self.cfg.training.batch_size, 0, 0, "group_by_length"):
                 batch = make_batch(self.eval_set, indices, "padded", self.pad_id)
-                n = int((batch["labels"][:, 1:] != -100).sum())
-                total += float(self._forward(batch)) * n
-                count += n
+                count += target_tokens(batch)
+                sums.append(self._loss_sum(batch))
         self.model.train()
-        loss = total / max(count, 1)
-        self.state.eval_losses.append(loss)
-        self.emit(Eval(step=self.state.step, eval_loss=loss, perplexity=math.exp(min(loss, 50))))
-        self.external_log({"eval/loss": loss}, self.state.step)
+        loss = float(torch.stack(sums).sum()) / max(count, 1)
+        if not math.isfinite(loss):
+            raise self.guard.fail(st.step, f"the eval loss became {'NaN' if math.isnan(loss) else 'infinite'}")
+        st.eval_losses.append(loss)
+        st.last_eval_step = st.step
+        if st.best_eval_loss is None or loss < st.best_eval_loss:
+            st.best_eval_loss, st.best_eval_step, st.evals_since_best = loss, st.step, 0
+        else:
+            st.evals_since_best += 1
+        self.emit(Eval(step=st.step, eval_loss=loss, perplexity=math.exp(min(loss, 50))))
+        self.external_log({"eval/loss": loss}, st.step)
         return loss
 
     def save(self) -> Path:
-        folder = self.checkpoints_dir / f"step-{self.state.step}"
-        save_checkpoint(folder, self.model, self.impl, self.optimizer, self.scheduler, vars(self.state))
-        self.emit(Checkpoint(step=self.state.step, path=str(folder)))
+        """Checkpoint the current step (never NaN weights), then drop those beyond monitoring.save_total_limit."""
+        st = self.state
+        if not self._weights_finite():
+            raise self.guard.fail(st.step, "the weights became NaN or infinite")
+        folder = self.checkpoints_dir / f"step-{st.step}"
+        state = {**asdict(st), "elapsed_before_s": self.elapsed()}
+        save_checkpoint(folder, self.model, self.impl, self.optimizer, self.scheduler, state, self.scaler)
+        self.emit(Checkpoint(step=st.step, path=str(folder)))
+        protect = {st.best_eval_step} if st.best_eval_step is not None else set()
+        rotate(self.checkpoints_dir, self.cfg.monitoring.save_total_limit, protect)
         return folder
 
+    def _weights_finite(self) -> bool:
+        if not self.params:
+            return True
+        return bool(torch.stack([p.detach().isfinite().all() for p in self.params]).all())
+
+    def _kept_note(self) -> str:
+        found = complete_checkpoints(self.checkpoints_dir)
+        if not found:
+            return "no checkpoint was saved before it and weights/ was not written"
+        last = max(found)
+        return f"the last good checkpoint, checkpoints/{found[last].name}, is kept and weights/ was not written"
+
     def fit(self) -> LoopState:
-        """Train until total_steps; raises Cancelled after saving a checkpoint when asked to stop."""
-        t, mon, st = self.cfg.training, self.cfg.monitoring, self.state
+        """Train until total_steps (or an early stop); raises Cancelled after saving a checkpoint when asked to
+        stop, and Diverged (nothing of the bad step saved) when the loss or gradients go non-finite or spike."""
+        t, st = self.cfg.training, self.state
         accumulation = t.gradient_accumulation_steps
         self.model.train()
-        start = time.perf_counter()
+        self._segment_start = time.perf_counter()
         session_start_step = st.step
-        window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-        while st.step < self.total_steps:
-            batches = batch_order(self.train_set, t.batch_size, t.seed, st.epoch, self.mode)
-            groups = [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
-            loader = self._loader([ind for g in groups[st.batch_in_epoch:] for ind in g])
-            for group_index in range(st.batch_in_epoch, len(groups)):
-                if self.control.cancel_requested.is_set():
-                    self._finish_window(window_losses, window_tokens, window_start, start, session_start_step)
-                    self.save()
-                    raise Cancelled(self.control.reason)
-                micro_losses = []
-                for _ in groups[group_index]:
-                    batch = next(loader)
-                    n_tokens = real_tokens(batch)
-                    window_tokens += n_tokens
+        window = _Window()
+        try:
+            while st.step < self.total_steps and not st.stopped_early:
+                batches = batch_order(self.train_set, t.batch_size, t.seed, st.epoch, self.mode)
+                groups = [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
+                loader = self._loader([ind for g in groups[st.batch_in_epoch:] for ind in g])
+                for group_index in range(st.batch_in_epoch, len(groups)):
+                    if self.control.cancel_requested.is_set():
+                        self._log_window(window, session_start_step)
+                        self.save()
+                        raise Cancelled(self.control.reason)
+                    micro = [next(loader) for _ in groups[group_index]]
+                    step = st.step + 1
+                    loss_sum, n_targets = self.accumulate(micro)
+                    step_loss = loss_sum / max(n_targets, 1)
+                    self.guard.check_loss(step, step_loss)
+                    window.grad_norm = self._optimizer_step(step, t.max_grad_norm)
+                    st.step, st.batch_in_epoch = step, group_index + 1
+                    n_tokens = sum(real_tokens(b) for b in micro)
                     st.tokens += n_tokens
-                    loss = self._forward(batch) / len(groups[group_index])
-                    (self.scaler.scale(loss) if self.scaler else loss).backward()
-                    micro_losses.append(float(loss.detach()) * len(groups[group_index]))
-                grad_norm = self._optimizer_step(t.max_grad_norm)
-                st.step += 1
-                st.batch_in_epoch = group_index + 1
-                step_loss = sum(micro_losses) / len(micro_losses)
-                window_losses.append(step_loss)
-                self._last_grad_norm = grad_norm
-                if st.step % mon.logging_steps == 0 or st.step == self.total_steps:
-                    self._finish_window(window_losses, window_tokens, window_start, start, session_start_step)
-                    window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-                if mon.eval_steps and st.step % mon.eval_steps == 0 and st.step < self.total_steps:
-                    self.evaluate()
-                if mon.save_steps and st.step % mon.save_steps == 0 and st.step < self.total_steps:
-                    self.save()
-                if st.step >= self.total_steps:
-                    break
-            else:
-                st.epoch += 1
-                st.batch_in_epoch = 0
-        st.elapsed_before_s += time.perf_counter() - start
+                    window.tokens += n_tokens
+                    window.losses.append(step_loss)
+                    self.guard.record(step_loss)
+                    if st.step % self.cfg.monitoring.logging_steps == 0 or st.step == self.total_steps:
+                        self._log_window(window, session_start_step)
+                        window = _Window()
+                    if self._after_step() or st.step >= self.total_steps:
+                        break
+                else:
+                    st.epoch += 1
+                    st.batch_in_epoch = 0
+        except Diverged:
+            self._log_window(window, session_start_step)  # the good steps since the last step event
+            raise
+        self._log_window(window, session_start_step)
         return st
+
+    def _after_step(self) -> bool:
+        """Periodic eval and checkpoint (a new best eval is checkpointed too); True to stop early."""
+        mon, st = self.cfg.monitoring, self.state
+        if st.step >= self.total_steps:
+            return False  # the end of the run evaluates and saves
+        new_best = False
+        if mon.eval_steps and st.step % mon.eval_steps == 0:
+            self.evaluate()
+            new_best = st.best_eval_step == st.step
+        if mon.save_steps and (st.step % mon.save_steps == 0 or new_best):
+            self.save()
+        patience = mon.early_stopping_patience
+        if patience and st.last_eval_step == st.step and st.evals_since_best >= patience:
+            st.stopped_early = True
+            self.log("info", f"stopping early at step {st.step}: no better eval loss in {patience} evaluation(s) "
+                             f"(best {st.best_eval_loss:.4f} at step {st.best_eval_step})")
+            return True
+        return False
+
+    def finish(self, weights_dir: Path) -> dict[str, Any]:
+        """Final eval (unless this step was just evaluated) and weights/: the best-eval checkpoint's weights
+        when evaluation found a better model earlier than the final one, else the final weights."""
+        st = self.state
+        final_eval = st.eval_losses[-1] if st.last_eval_step == st.step and st.eval_losses else self.evaluate()
+        best = complete_checkpoints(self.checkpoints_dir).get(st.best_eval_step) if st.best_eval_step is not None else None
+        better_earlier = (final_eval is not None and st.best_eval_loss is not None and st.best_eval_step != st.step
+                          and st.best_eval_loss < final_eval)
+        if better_earlier and best is not None:
+            copy_weights(best, weights_dir)
+            source, step = "best_eval", st.best_eval_step
+            self.log("info", f"saved the best-eval weights (step {step}, eval loss {st.best_eval_loss:.4f}; final "
+                             f"eval loss {final_eval:.4f}) to {weights_dir}")
+        else:
+            if better_earlier:
+                self.log("warning", f"the best eval loss was at step {st.best_eval_step}, but no checkpoint of it "
+                                    "was kept (monitoring.save_steps is 0): saving the final weights")
+            if not self._weights_finite():
+                raise self.guard.fail(st.step, "the weights became NaN or infinite")
+            self.impl.save(self.model, weights_dir)
+            source, step = "final", st.step
+            self.log("info", f"saved trained weights to {weights_dir}")
+        return {"final_eval_loss": final_eval, "best_eval_step": st.best_eval_step, "weights_step": step,
+                "weights_from": source, "stopped_early": st.stopped_early}
 
     def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, torch.Tensor]]:
         """Collated batches in order; hardware.dataloader_num_workers > 0 collates in worker processes."""
@@ -180,36 +288,36 @@ class Trainer:
                                pin_memory=self.runtime.device.type == "cuda", multiprocessing_context="spawn",
                                generator=torch.Generator().manual_seed(0)))  # leaves the global RNG alone
 
-    def _optimizer_step(self, max_norm: float) -> float | None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+    def _optimizer_step(self, step: int, max_norm: float) -> float | None:
+        """Clip and step; without loss scaling a non-finite gradient norm is divergence (the update is skipped)."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")))
         if self.scaler:
-            self.scaler.step(self.optimizer)
+            self.scaler.step(self.optimizer)  # skips the update when the scaled gradients overflowed
             self.scaler.update()
         else:
+            self.guard.check_grad_norm(step, norm)
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        value = float(norm)
-        return value if math.isfinite(value) else None
+        return norm if math.isfinite(norm) else None
 
-    def _finish_window(self, losses: list[float], tokens: int, window_start: float, start: float,
-                       session_start_step: int) -> None:
-        if not losses:
+    def _log_window(self, window: _Window, session_start_step: int) -> None:
+        if not window.losses:
             return
         st = self.state
         now = time.perf_counter()
-        elapsed = st.elapsed_before_s + (now - start)
+        segment = now - (self._segment_start or now)
         done = st.step - session_start_step
-        eta = (now - start) / done * (self.total_steps - st.step) if done else None
-        loss = sum(losses) / len(losses)
+        eta = segment / done * (self.total_steps - st.step) if done else None
+        loss = sum(window.losses) / len(window.losses)
+        window.losses = []
         st.losses.append(loss)
         lr = self.scheduler.get_last_lr()[0]
         self.emit(Step(step=st.step, epoch=round(st.epoch + st.batch_in_epoch / max(1, self.per_epoch), 4),
-                       loss=loss, learning_rate=lr, grad_norm=self._last_grad_norm,
-                       tokens_per_s=tokens / max(now - window_start, 1e-9), elapsed_s=round(elapsed, 3),
+                       loss=loss, learning_rate=lr, grad_norm=window.grad_norm,
+                       tokens_per_s=window.tokens / max(now - window.start, 1e-9), elapsed_s=round(self.elapsed(), 3),
                        eta_s=None if eta is None else round(eta, 2), total_steps=self.total_steps,
                        tokens=st.tokens))
         self.external_log({"train/loss": loss, "train/learning_rate": lr}, st.step)

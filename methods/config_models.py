@@ -20,7 +20,7 @@ class Training(Section):
     max_steps: int = Field(-1, ge=-1, description="stop after this many optimizer steps; -1 means use epochs")
     batch_size: int = Field(4, ge=1, le=4096, description="examples per forward pass")
     learning_rate: float = Field(2e-4, gt=0, le=1.0, description="peak learning rate")
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps before the schedule")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps before the schedule (constant too)")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm; 0 disables clipping")
     weight_decay: float = Field(0.0, ge=0, le=1.0, description="decoupled weight decay (AdamW)")
@@ -52,10 +52,12 @@ class Hardware(Section):
 class Monitoring(Section):
     logging_steps: int = Field(1, ge=1, description="emit a step event every N optimizer steps")
     eval_steps: int = Field(50, ge=0, description="evaluate every N steps; 0 evaluates only at the end")
-    save_steps: int = Field(100, ge=0, description="checkpoint every N steps; 0 saves only at the end")
+    save_steps: int = Field(
+        100, ge=0, description="checkpoint every N steps and at each new best eval loss; 0: only when cancelled"
+    )
     save_total_limit: int = Field(3, ge=0, description="keep the newest N checkpoints (and the best-eval one); 0 keeps all")
     early_stopping_patience: int = Field(
-        0, ge=0, description="stop after N evaluations without a better eval loss; 0 never stops early"
+        0, ge=0, description="stop after N evaluations without a better eval loss (the best weights are kept); 0 never"
     )
     loss_spike_factor: float = Field(
         0.0, ge=0, description="stop as diverged when a step's loss exceeds N x the recent average; 0 disables"

@@ -214,6 +214,23 @@ def _rule_warnings(report: Report, cfg: MethodConfigBase, lr_range: tuple[float,
     if lr < lo / 3 or lr > hi * 3:
         report.warn("training.learning_rate", f"{lr:g} is far outside {title}'s usual range {lo:g}-{hi:g}", lr,
                     "too high diverges, too low barely moves")
+    _monitoring_warnings(report, cfg)
     if cfg.trust_remote_code:
         report.warn("trust_remote_code", "is on: the model's own Python code will run", True,
                     "only for checkpoints you trust")
+
+
+def _monitoring_warnings(report: Report, cfg: MethodConfigBase) -> None:
+    """Settings of early stopping, best-weights keeping and the loss-spike stop that cannot do what they say."""
+    mon, data = cfg.monitoring, cfg.data
+    no_eval_data = data.eval_split == 0 and not data.eval_path
+    if mon.early_stopping_patience and (mon.eval_steps == 0 or no_eval_data):
+        why = "monitoring.eval_steps is 0" if mon.eval_steps == 0 else "there is no evaluation data"
+        report.warn("monitoring.early_stopping_patience", f"early stopping counts evaluations, but {why}",
+                    mon.early_stopping_patience, "set monitoring.eval_steps and data.eval_split (or data.eval_path)")
+    if mon.eval_steps and mon.save_steps == 0 and not no_eval_data:
+        report.warn("monitoring.save_steps", "is 0: the best-eval weights cannot be kept, weights/ gets the final ones",
+                    0, "set save_steps > 0 to keep the best checkpoint (monitoring.save_total_limit bounds the disk use)")
+    if 0 < mon.loss_spike_factor <= 1:
+        report.warn("monitoring.loss_spike_factor", f"{mon.loss_spike_factor:g} stops at any step whose loss is above "
+                    "the recent average", mon.loss_spike_factor, "3 to 10 stops real spikes only; 0 disables the check")
