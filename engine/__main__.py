@@ -31,19 +31,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Hold the run's lock for the whole training; a second engine on the same run leaves it untouched."""
-    from engine.run_lock import RunLock, RunLocked
+    from engine.control import catch_early_signals
+
+    catch_early_signals()  # a cancel while we import and load is a cancel, not a kill
+    from engine.run_lock import LOCKED_EXIT, RunLock, RunLocked
 
     lock = RunLock(args.run_dir)
     try:
         lock.acquire()
     except RunLocked as exc:
         print(f"error: {exc}; not starting a second one", file=sys.stderr)
-        return 3
+        return LOCKED_EXIT
     except OSError as exc:
         print(f"error: {args.run_dir}: cannot lock the run folder ({exc})", file=sys.stderr)
         return 2
-    if args.resume:  # the run is live again: its earlier segment's summary no longer describes it
-        (Path(args.run_dir) / "summary.json").unlink(missing_ok=True)
     from engine.runner import run
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -10,12 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from engine.event_follow import SegmentOpened, follow_events
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
-from engine.run_lock import is_locked
-from engine.run_store import ENGINE, LOG, STARTING_GRACE_S, RunDir
+from engine.run_lock import LOCKED_EXIT, RunLocked, is_locked
+from engine.run_store import ENGINE, LOG, RunDir
 from methods.config_file import write_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["EngineProcess", "SegmentOpened", "cancel_pid", "follow_events", "launch"]
 
 
 def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> list[str]:
@@ -51,25 +54,24 @@ class EngineProcess:
     def pid(self) -> int:
         return self.popen.pid
 
-    def events(self) -> Iterator[Event]:
-        """Events until the engine closes the pipe (blocking: call from a worker thread).
+    def events(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+        """Events until the run's segment ends or `stop()` (call from a worker thread; it never blocks for
+        longer than a poll, so a quitting app is never held up).
 
         Every call continues the same stream, so a reader may stop and pick up again.
         """
         if self._stream is None:
-            self._stream = self._read()
+            self._stream = self._read(stop)
         return self._stream
 
-    def _read(self) -> Iterator[Event]:
+    def _read(self, stop: Callable[[], bool]) -> Iterator[Event]:
         """The pipe while the engine keeps it; from where it dropped it on, the file (the record)."""
         if self._events is None:
-            yield from follow_events(self.run, reader=self.reader, start=self.start_offset)
+            yield from follow_events(self.run, reader=self.reader, start=self.start_offset, stop=stop)
             return
         lines = 0
         try:
-            for line in self._events:  # type: ignore[attr-defined]  # binary readline: no line-length limit
-                if not line.endswith(b"\n"):
-                    break  # a line cut short when the engine dropped a full pipe: the file has it whole
+            for line in _pipe_lines(self._events.fileno(), stop):  # type: ignore[attr-defined]
                 lines += 1
                 event = self.reader.feed(line)
                 if event is not None:
@@ -83,8 +85,20 @@ class EngineProcess:
                 self._events.close()  # type: ignore[attr-defined]
             except Exception:
                 pass
+        if stop():
+            return
+        if lines == 0 and self._refused():
+            raise RunLocked(f"{self.run.path}: another engine is already training this run; "
+                            f"`lf-tui attach {self.run.run_id}` to watch it")
         # the engine dropped the pipe (a slow reader) or died: continue from the record
-        yield from follow_events(self.run, reader=self.reader, start=self.start_offset, skip_lines=lines)
+        yield from follow_events(self.run, reader=self.reader, start=self.start_offset, skip_lines=lines, stop=stop)
+
+    def _refused(self) -> bool:
+        """True when the engine exited because another engine holds the run (it wrote nothing)."""
+        try:
+            return self.popen.wait(timeout=2) == LOCKED_EXIT
+        except subprocess.TimeoutExpired:
+            return False
 
     def cancel(self) -> None:
         """Ask the engine to stop at the next step boundary (it saves a checkpoint)."""
@@ -109,6 +123,22 @@ class EngineProcess:
         return self.popen.wait(timeout)
 
 
+def _pipe_lines(fd: int, stop: Callable[[], bool], poll_s: float = 0.2) -> Iterator[bytes]:
+    """Whole lines from a pipe until EOF or `stop()`; a last line cut short is dropped (the file has it)."""
+    buffer = b""
+    while not stop():
+        ready, _, _ = select.select([fd], [], [], poll_s)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+
+
 def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EngineProcess:
     """Start the engine on a run folder in its own session, with no terminal stdin."""
     start_offset = _segment_start(run)
@@ -128,6 +158,10 @@ def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EnginePro
             env=engine_env(),
             close_fds=True,
         )
+    except BaseException:
+        if read_fd is not None:
+            os.close(read_fd)
+        raise
     finally:
         log.close()
         if write_fd is not None:
@@ -171,60 +205,3 @@ def cancel_pid(pid: int) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
-
-
-def follow_events(run: RunDir, *, reader: EventReader | None = None, poll_s: float = 0.2,
-                  stop: Callable[[], bool] = lambda: False, follow: bool = True, start: int = 0,
-                  skip_lines: int = 0) -> Iterator[Event]:
-    """Replay a run's events.jsonl from byte `start` (skipping `skip_lines` whole lines), then follow it.
-
-    A run may have several segments (cancel or crash, then `--resume`): a `finished` event ends the stream
-    only when nothing follows it and no newer engine is training the run.
-    """
-    reader = reader or EventReader()
-    buffer = b""
-    position = start
-    idle_checks = 0
-    last_terminal: Event | None = None
-    while not stop():
-        try:
-            with open(run.events_path, "rb") as fh:
-                fh.seek(position)
-                chunk = fh.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            position += len(chunk)
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if skip_lines > 0:
-                    skip_lines -= 1
-                    continue
-                event = reader.feed(line)
-                if event is not None:
-                    yield event
-                    last_terminal = event if event.type in TERMINAL_TYPES else (
-                        None if event.type == "run_started" else last_terminal)
-            idle_checks = 0
-            continue
-        if not follow:
-            break
-        if last_terminal is not None and not _newer_segment_running(run, last_terminal.ts):
-            return
-        idle_checks += 1
-        if idle_checks % 5 == 0 and not run.engine_alive():
-            if run.engine_info():
-                break  # engine gone without a terminal event: crashed
-            if time.time() - float(run.meta().get("created") or 0) > STARTING_GRACE_S:
-                break  # the engine never started
-        time.sleep(poll_s)
-    if buffer.strip() and skip_lines <= 0:
-        event = reader.feed(buffer)  # a last line without newline: parsed if whole, counted if truncated
-        if event is not None:
-            yield event
-
-
-def _newer_segment_running(run: RunDir, terminal_ts: float) -> bool:
-    """True when an engine started after `terminal_ts` (a resume) holds the run."""
-    return float(run.engine_info().get("started") or 0) > terminal_ts and run.engine_alive()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -13,6 +14,10 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks, the pid check in the store remains
     fcntl = None  # type: ignore[assignment]
+
+
+CONTENDED = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+LOCKED_EXIT = 3  # the engine's exit code when another engine holds the run
 
 
 class RunLocked(RuntimeError):
@@ -34,7 +39,9 @@ class RunLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except OSError:
+                except OSError as exc:
+                    if exc.errno not in CONTENDED:  # no locking on this filesystem (NFS without lockd...)
+                        break  # go on unlocked: the store still tells a live engine by its pid
                     if attempt == 19:
                         os.close(fd)
                         raise RunLocked(f"{self.path.parent}: another engine (pid {holder_pid(self.path.parent)}) "
@@ -61,8 +68,8 @@ def is_locked(run_dir: str | os.PathLike[str]) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
+    except OSError as exc:
+        return exc.errno in CONTENDED  # any other error: this filesystem cannot lock, so nobody holds it
     finally:
         os.close(fd)  # also releases our probe's shared lock
     return False

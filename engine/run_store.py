@@ -28,7 +28,7 @@ class RunNotFound(LookupError):
 
 def default_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """--runs-dir, else $LF_TUI_RUNS_DIR, else ./runs."""
-    return Path(explicit or os.environ.get(ENV_RUNS_DIR) or "runs")
+    return Path(os.path.expanduser(explicit or os.environ.get(ENV_RUNS_DIR) or "runs"))
 
 
 def new_run_id(method: str, now: float | None = None) -> str:
@@ -42,6 +42,15 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def as_time(value: Any) -> float:
+    """A timestamp from a file we do not trust: 0.0 when it is not a number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number == number else 0.0  # NaN is not a time
 
 
 def process_alive(pid: int, create_time: float | None) -> bool:
@@ -133,6 +142,12 @@ class RunDir:
         info = self.engine_info()
         return process_alive(int(info.get("pid") or 0), info.get("create_time"))
 
+    def _mtime(self, name: str) -> float:
+        try:
+            return self.file(name).stat().st_mtime
+        except OSError:
+            return 0.0
+
     def resume_refusal(self) -> str | None:
         """Why this run cannot be resumed now (running, completed, no checkpoint), or None when it can."""
         status = self.info().status
@@ -165,13 +180,15 @@ class RunDir:
             if stats.skipped or stats.partial_tail:
                 info.problems.append(f"{stats.skipped + stats.partial_tail} unreadable event line(s) skipped")
         engine = self.engine_info()
-        # an engine started after the last terminal event is a resumed segment: the old ending is history
-        newer_segment = terminal is not None and float(engine.get("started") or 0) > terminal.ts
+        # an engine started after the run last ended is a resumed segment: that ending is history
+        newer_segment = (terminal is not None or summary is not None) and \
+            as_time(engine.get("started")) > (as_time(terminal.ts) if terminal is not None else self._mtime(SUMMARY))
         if summary is not None and not newer_segment:
             info.status = summary.get("status", "completed")
             info.best_eval_loss = summary.get("best_eval_loss")
             info.duration_s = summary.get("training_time_s", info.duration_s)
-            info.final_loss = summary.get("final_loss", info.final_loss)
+            if summary.get("final_loss") is not None:  # a resume that failed at once has none: keep the events'
+                info.final_loss = summary["final_loss"]
         elif self.engine_alive():
             info.status = "running"
         elif isinstance(terminal, Finished) and not newer_segment:

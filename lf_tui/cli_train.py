@@ -17,8 +17,9 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from engine.launcher import follow_events, launch
+from engine.launcher import SegmentOpened, follow_events, launch
 from engine.protocol import Event, Finished, RunStarted, Step, UnsupportedProtocol
+from engine.run_lock import RunLocked
 from engine.run_store import RunStore
 from lf_tui import consoles, run_text
 from lf_tui.formatting import duration, number
@@ -82,8 +83,12 @@ def _start(run: Any, args: argparse.Namespace, resume: bool) -> int:
         console.print(f"started run {run.run_id} (pid {proc.pid}) in {run.path}; `lf-tui attach {run.run_id}` to watch")
         return 0
     console.print(f"run {run.run_id} in {run.path}")
-    return watch(proc.events(), plain=args.plain or not sys.stdout.isatty(), on_interrupt=proc.cancel,
-                 interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to detach)")
+    try:
+        return watch(proc.events(), plain=args.plain or not sys.stdout.isatty(), on_interrupt=proc.cancel,
+                     interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to detach)")
+    except RunLocked as exc:  # another `--resume` won the race for this run
+        consoles.err().print(f"[red]error:[/red] {escape(str(exc))}")
+        return 2
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -155,6 +160,8 @@ def _plain_line(console: Console, event: Event) -> None:
     elif isinstance(event, Step):
         console.print(f"step {event.step}/{event.total_steps} epoch {event.epoch:.2f} loss {event.loss:.4f} "
                       f"lr {event.learning_rate:.3g} tok/s {event.tokens_per_s:.0f} eta {duration(event.eta_s)}")
+    elif isinstance(event, SegmentOpened):
+        console.print("a new engine is resuming this run (loading the model and data)")
     elif event.type in ("eval", "log", "checkpoint"):
         fields = {k: v for k, v in event.to_dict().items() if k not in ("type", "ts")}
         console.print(f"{event.type}: " + " ".join(f"{k}={v}" for k, v in fields.items()))

@@ -46,6 +46,20 @@ class Curve:
         self.ys = [(ys[i] + ys[i + 1]) / 2 for i in range(0, n, 2)] + ys[n:]
         self.bucket *= 2
 
+    def truncate(self, max_x: float) -> None:
+        """Forget points beyond `max_x` (a run resumed from an earlier checkpoint redoes those steps)."""
+        keep = sum(1 for x in self.xs if x <= max_x)
+        removed = (len(self.xs) - keep) * self.bucket
+        if self._n and self._px / self._n > max_x:
+            removed += self._n
+            self._px = self._py = 0.0
+            self._n = 0
+        if removed:
+            del self.xs[keep:], self.ys[keep:]
+            self.count = max(0, self.count - removed)
+            self.last_x = self.xs[-1] if self.xs else None
+            self.last_y = self.ys[-1] if self.ys else None
+
     def points(self) -> tuple[list[float], list[float]]:
         """Stored points plus the partial bucket, so the newest value always shows."""
         if self._n:

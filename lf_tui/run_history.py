@@ -29,4 +29,6 @@ def load_run(run: RunDir, max_points: int = 500) -> RunRecord:
             model.ingest(event)
     except UnsupportedProtocol:
         pass
-    return RunRecord(run, model, run.config(), run.summary() or model.summary())
+    # the events' own ending; summary.json only when the events are gone (it may predate a resume under way)
+    summary = model.summary() if model.started is not None else run.summary()
+    return RunRecord(run, model, run.config(), summary)

@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.event_follow import SegmentOpened
 from engine.protocol import Checkpoint, Error, Eval, Event, Finished, Log, RunStarted, Step, System
 from lf_tui.curve import Curve
 
@@ -58,11 +59,16 @@ class RunModel:
         elif isinstance(event, Log):
             self._log(event.level, event.message)
         elif isinstance(event, RunStarted):
-            if self.started is not None and event.resumed_from_step:  # a resumed segment: the run is open again
-                self.finished, self.error = None, None
+            if self.started is not None:  # a later segment (a resume): the run is open again
+                self.reopen()
                 self.segments += 1
+                for curve in (self.loss, self.lr, self.eval_loss):  # steps after the checkpoint are redone
+                    curve.truncate(event.resumed_from_step)
                 self._log("info", f"resumed from step {event.resumed_from_step}")
             self.started = event
+        elif isinstance(event, SegmentOpened):
+            self.reopen()
+            self._log("info", "a new engine is resuming this run (loading)")
             if event.nvml and "unavailable" in event.nvml:
                 self._log("info", event.nvml)
         elif isinstance(event, Checkpoint):
@@ -73,6 +79,10 @@ class RunModel:
             self._log("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else ""))
         elif isinstance(event, Finished):
             self.finished = event
+
+    def reopen(self) -> None:
+        """The run's last ending is history: a resumed segment is under way."""
+        self.finished, self.error = None, None
 
     @property
     def status(self) -> str:

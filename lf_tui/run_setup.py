@@ -64,10 +64,10 @@ def create_run(store: RunStore, config: Any, dataset: str | None, eval_dataset: 
     meta: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     for key, value in (("dataset", dataset), ("eval_dataset", eval_dataset)):
         if value:
-            p = Path(value)
+            p = Path(value).expanduser()
             if p.exists():
                 value = str(p.resolve())
-            elif value.endswith((".jsonl", ".json", ".csv", ".parquet")) or value.startswith((".", "/")):
+            elif value.endswith((".jsonl", ".json", ".csv", ".parquet")) or value.startswith((".", "/", "~")):
                 raise RunSetupError(f"{value}: no such dataset file")
         meta[key] = value
     return store.create(config.method_name, config.model_dump(mode="json"), meta)

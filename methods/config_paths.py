@@ -11,16 +11,21 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 def looks_local(value: str, base_dir: Path) -> bool:
     """True for a value written as a path (./x, ../x, /x, ~/x, a data file name) or naming an existing entry."""
+    if "://" in value:
+        return False  # a URI (s3://, hf://, gs://...) belongs to whatever reads it
     if value.startswith(("./", "../", "/", "~", ".\\", "..\\")) or value in (".", ".."):
         return True
     if value.endswith(DATA_SUFFIXES):
         return True
-    return (base_dir / value).exists()
+    try:
+        return (base_dir / value).exists()
+    except (OSError, ValueError):  # too long, or not a path at all
+        return False
 
 
 def resolve_path(value: str | None, base_dir: Path, *, always: bool = False) -> str | None:
     """`value` made absolute against `base_dir` when it is a local path; hub ids and builtin: names stay."""
-    if not value or value.startswith("builtin:"):
+    if not value or value.startswith("builtin:") or "://" in value:
         return value
     if not (always or looks_local(value, base_dir)):
         return value  # a hub id such as org/name

@@ -47,7 +47,7 @@ def test_cancel_resume_cancel_resume_through_the_cli(tmp_path: Path, learnable_d
     resumed = lf(tmp_path, "train", "--resume", run.run_id, "--detach")
     assert resumed.returncode == 0, resumed.stderr
     poll(lambda: status().status == "running" and status().steps > first_steps, what="resumed training")
-    assert not (run.path / "summary.json").exists()
+    assert load_run(RunDir(run.path)).summary is None  # the comparison shows no stale "cancelled" summary
     again = lf(tmp_path, "train", "--resume", run.run_id, "--detach")  # refused while one engine trains
     assert again.returncode == 2 and "still running" in again.stderr
     assert lf(tmp_path, "cancel", run.run_id).returncode == 0  # cancel works on a resumed run

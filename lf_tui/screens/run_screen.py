@@ -68,7 +68,8 @@ class RunScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-events")
     def read_events(self) -> None:
         """Reads in a thread; the UI only takes snapshots on a timer, so floods never block it."""
-        source = self.process.events() if self.process else follow_events(self.run, stop=self._stop.is_set)
+        stop = self._stop.is_set
+        source = self.process.events(stop) if self.process else follow_events(self.run, stop=stop)
         for event in source:
             with self.lock:
                 self.model.ingest(event)
@@ -120,8 +121,7 @@ class RunScreen(Screen[None]):
         for level, message in m.new_logs(self._logs_seen):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
-        if m.finished is not None:
-            self.query_one("#summary", Static).update(self._summary(m.finished.summary))
+        self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
 
     @staticmethod
     def _bar(fraction: float, width: int = 20) -> str:
