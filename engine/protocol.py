@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -146,6 +146,28 @@ _FLOAT_FIELDS: dict[str, tuple[str, ...]] = {
     k: tuple(f.name for f in fields(v) if f.type == "float") for k, v in EVENT_TYPES.items()
 }
 
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (_is_int, "an integer"),
+    "float": (_is_number, "a number"),
+    "float | None": (lambda v: v is None or _is_number(v), "a number or null"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+# Per event type: (field, check, what it must be), from each field's annotation.
+_TYPED: dict[str, tuple[tuple[str, Callable[[Any], bool], str], ...]] = {
+    k: tuple((f.name, *_TYPE_CHECKS[str(f.type).split("[", 1)[0]]) for f in fields(v)) for k, v in EVENT_TYPES.items()
+}
 # A stream ends with `finished` (an `error` event is always followed by `finished` with status failed).
 TERMINAL_TYPES = frozenset({"finished"})
 
@@ -174,6 +196,9 @@ def parse_event(line: str | bytes) -> Event:
     for name in _FLOAT_FIELDS[kind]:
         if name in data and data[name] is None:
             data[name] = math.nan
+    for name, ok, what in _TYPED[kind]:
+        if name in data and not ok(data[name]):
+            raise ProtocolError(f"bad {kind} event: {name} is not {what}")
     try:
         return cls(**data)  # fast path: exactly the fields we know
     except TypeError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,6 +14,7 @@ from engine.event_stats import scan
 from engine.protocol import Finished
 from engine.run_lock import is_locked
 from methods.config_file import write_json
+from methods.secrets import SECRET_KEY, redact  # noqa: F401  (the store's redaction, re-exported)
 
 ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
 CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
@@ -254,15 +254,3 @@ class RunStore:
         if len(matches) > 1:
             raise RunNotFound(f"{id_or_path!r} matches {len(matches)} runs in {self.root}; give more of the id")
         raise RunNotFound(f"no run {id_or_path!r} in {self.root} (see `lf-tui runs`)")
-
-
-SECRET_KEY = re.compile(r"(?:^|_)(?:api_?key|token|secret|password|access_key|auth)$", re.I)
-
-
-def redact(data: Any) -> Any:
-    """Copy of a config with values of secret-looking keys (api_key, hf_token, password...) replaced."""
-    if isinstance(data, dict):
-        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [redact(v) for v in data]
-    return data

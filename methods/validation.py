@@ -15,6 +15,7 @@ from methods.config_models import MethodConfigBase
 from methods.json_locate import join_path, locate_paths
 from methods.migrations import MigrationError, migrate
 from methods.report import Report
+from methods.secrets import REDACTED, is_secret_key
 
 
 @dataclass
@@ -183,7 +184,7 @@ def _unknown_keys(report: Report, model: type[BaseModel], data: Any, path: str) 
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
-            report.warn(child, "unknown key is ignored", value, hint)
+            report.warn(child, "unknown key is ignored", REDACTED if is_secret_key(key) and value else value, hint)
             continue
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

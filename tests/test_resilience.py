@@ -11,8 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from engine.launcher import follow_events
 from engine.protocol import Finished, Step
 from engine.run_store import RunDir, RunStore, redact
@@ -199,10 +197,6 @@ def test_secrets_in_a_config_file_never_reach_run_files(tmp_path: Path, learnabl
     assert _leaks(run, all_secrets) == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "methods/validation.py _unknown_keys passes the ignored key's value into its warning (report.warn(child, "
-    "'unknown key is ignored', value, hint)), so `validate-config --json` prints secrets in warnings[].value "
-    "(CI logs). Fix: for keys engine.run_store.SECRET_KEY matches, pass '<redacted>' (or no value)"))
 def test_validate_config_json_does_not_echo_secrets(tmp_path: Path, capsys) -> None:
     from lf_tui.cli import main
 
