@@ -22,7 +22,7 @@ from engine.protocol import Event, Finished, RunStarted, Step, UnsupportedProtoc
 from engine.run_lock import RunLocked
 from engine.run_store import RunStore
 from lf_tui import consoles, run_text
-from lf_tui.formatting import duration, number
+from lf_tui.formatting import duration
 from lf_tui.run_model import RunModel
 from lf_tui.run_setup import RunSetupError, config_for_quick_train, config_for_train, create_run
 
@@ -182,17 +182,10 @@ def _final(console: Console, model: RunModel) -> int:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"Run {summary.get('status', '?')}", show_header=False)
-    conv = summary.get("convergence") or {}
-    rows = [("total steps", str(summary.get("total_steps"))), ("final loss", number(summary.get("final_loss"))),
-            ("best eval loss", number(summary.get("best_eval_loss"))),
-            ("best perplexity", number(summary.get("best_perplexity"))),
-            ("training time", duration(summary.get("training_time_s"))),
-            ("peak memory", f"{summary.get('peak_memory_mb', 0):.0f} MB"),
-            ("convergence", f"{conv.get('verdict', '—')} ({conv.get('total_change_pct', '—')}% overall, "
-                            f"{conv.get('recent_change_pct', '—')}% recently)")]
-    for k, v in rows:
-        table.add_row(k, v)
+    rows = run_text.summary_rows(summary)
+    table = Table(title=f"Run {rows[0][1]}", show_header=False)
+    for label, value in rows[1:]:
+        table.add_row(label, value)
     return table
 
 

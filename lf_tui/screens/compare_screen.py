@@ -8,21 +8,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from engine.run_store import RunDir
+from lf_tui import run_text
 from lf_tui.config_diff import config_differences
-from lf_tui.formatting import duration, number
 from lf_tui.run_history import load_run
 from lf_tui.widgets.plots import CurvePlot
-
-SUMMARY_ROWS = [
-    ("status", lambda s: str(s.get("status", "—"))),
-    ("total steps", lambda s: str(s.get("total_steps", "—"))),
-    ("final loss", lambda s: number(s.get("final_loss"))),
-    ("best eval loss", lambda s: number(s.get("best_eval_loss"))),
-    ("best perplexity", lambda s: number(s.get("best_perplexity"))),
-    ("training time", lambda s: duration(s.get("training_time_s"))),
-    ("peak memory MB", lambda s: f"{s.get('peak_memory_mb', 0):.0f}"),
-    ("convergence", lambda s: (s.get("convergence") or {}).get("verdict", "—")),
-]
 
 
 class CompareScreen(Screen[None]):
@@ -49,8 +38,9 @@ class CompareScreen(Screen[None]):
         summary.add_column("")
         for name in names:
             summary.add_column(name)
-        for label, get in SUMMARY_ROWS:
-            summary.add_row(label, *[get(r.summary or {}) for r in self.records])
+        columns = [dict(run_text.summary_rows(r.summary or {})) for r in self.records]
+        for label, _ in run_text.summary_rows({}):
+            summary.add_row(label, *[column.get(label, "—") for column in columns])
         diff = self.query_one("#compare-config", DataTable)
         diff.add_column("key")
         for name in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,7 +16,7 @@ from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 from engine.launcher import EngineProcess, cancel_pid, follow_events
 from engine.run_store import RunDir
 from lf_tui import run_text
-from lf_tui.formatting import duration, number
+from lf_tui.formatting import duration
 from lf_tui.run_model import RunModel
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.plots import CurvePlot
@@ -146,13 +147,9 @@ class RunScreen(Screen[None]):
 
     @staticmethod
     def _summary(summary: dict[str, Any]) -> str:
-        conv = summary.get("convergence") or {}
-        return (f"[b]Run {summary.get('status')}[/b] · steps {summary.get('total_steps')} · final loss "
-                f"{number(summary.get('final_loss'))} · best eval loss {number(summary.get('best_eval_loss'))} "
-                f"(perplexity {number(summary.get('best_perplexity'))}) · time "
-                f"{duration(summary.get('training_time_s'))} · peak memory {summary.get('peak_memory_mb', 0):.0f} MB"
-                f"\nconvergence: [b]{conv.get('verdict', '—')}[/b] ({conv.get('total_change_pct', '—')}% overall, "
-                f"{conv.get('recent_change_pct', '—')}% in the last {conv.get('window_steps', '—')} logged steps)")
+        rows = run_text.summary_rows(summary)
+        figures = " · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence")
+        return f"[b]Run {escape(rows[0][1])}[/b] · {escape(figures)}\nconvergence: {escape(dict(rows)['convergence'])}"
 
     def action_cancel_run(self) -> None:
         with self.lock:

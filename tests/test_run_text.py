@@ -1,0 +1,37 @@
+"""The words both front ends show: the run header, error lines and the summary rows."""
+
+from __future__ import annotations
+
+from engine.protocol import Error, RunStarted
+from lf_tui import run_text
+
+
+def test_header_is_short_and_says_what_runs_where() -> None:
+    st = RunStarted(run_id="r", method="lora", base_model="builtin:tiny-llama", device="cpu", precision="fp32",
+                    trainable_params=28_672, total_params=947_328, train_examples=205, eval_examples=23,
+                    total_steps=156, config_hash="abc", startup={"imports_s": 4.0})
+    assert run_text.header(st) == ("lora on builtin:tiny-llama · cpu fp32 · trainable 28.7K/947.3K params · "
+                                   "205 train / 23 eval examples · 156 steps")
+    assert run_text.header(RunStarted(method="lora", base_model="x")) == "lora on x"  # failed during setup
+    assert run_text.header(RunStarted(method="m", base_model="b", device="cuda:0", resumed_from_step=40)) \
+        .endswith("resumed from step 40")
+
+
+def test_error_lines_carry_the_hint() -> None:
+    assert run_text.error_lines(Error(kind="data", message="f: line 3: bad", hint="fix it")) == [
+        "data error: f: line 3: bad", "hint: fix it"]
+
+
+def test_summary_rows_say_which_weights_and_why_a_run_stopped() -> None:
+    rows = dict(run_text.summary_rows({
+        "status": "completed", "total_steps": 40, "final_loss": 1.23456, "best_eval_loss": 1.5, "best_perplexity": 4.48,
+        "weights_from": "best_eval", "weights_step": 30, "training_time_s": 75, "peak_memory_mb": 443.6,
+        "convergence": {"verdict": "converged", "total_change_pct": -40.0, "recent_change_pct": -1.0},
+        "stopped_early": True}))
+    assert rows["weights"] == "best eval (step 30)" and rows["training time"] == "1:15"
+    assert rows["final loss"] == "1.235" and rows["peak memory"] == "444 MB" and "stopped early" in rows
+    assert rows["convergence"] == "converged (-40.0% overall, -1.0% recently)"
+    failed = dict(run_text.summary_rows({"status": "failed", "diverged_at_step": 18, "final_loss": None,
+                                         "convergence": {"verdict": "diverged", "reason": "loss became NaN"}}))
+    assert failed["diverged at step"] == "18" and failed["weights"] == "—" and failed["final loss"] == "—"
+    assert failed["convergence"] == "diverged (loss became NaN)"
