@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
@@ -25,3 +27,13 @@ def count(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.1f}{unit}"
     return str(n)
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as a person wants to read it: relative to the working directory when it lies inside it."""
+    p = Path(path)
+    try:
+        rel = p.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return str(p)
+    return str(rel) if str(rel) != "." else "."

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from engine.run_store import RunDir, RunInfo, RunStore
+from lf_tui.formatting import shown_path
 from lf_tui.runs_table import COLUMNS, SORT_KEYS, matches, row, sort_runs
 from lf_tui.widgets.dialogs import ConfirmScreen
 
@@ -73,13 +74,13 @@ class RunsScreen(Screen[None]):
             table.move_cursor(row=table.get_row_index(cursor_key))
         arrow = "↓" if self.descending else "↑"
         self.query_one("#runs-title", Label).update(
-            f"Runs in {self.store.root} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
+            f"Runs in {shown_path(self.store.root)} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
             f"{arrow} · {len(self.marked)} marked (space), c compares")
         problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems]
         lines = problems[:3] + ([f"… and {len(problems) - 3} more problem(s): `lf-tui runs` lists them all"]
                                 if len(problems) > 3 else [])
         if not runs:
-            lines = [f"No runs yet in {self.store.root}. Start one: F1 → pick a method → Enter → Ctrl+R, "
+            lines = [f"No runs yet in {shown_path(self.store.root)}. Start one: F1 → pick a method → Enter → Ctrl+R, "
                      "or `lf-tui quick-train -m lora` in a shell."]
         self.query_one("#runs-problems", Label).update("\n".join(lines))
 
