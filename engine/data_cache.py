@@ -55,7 +55,7 @@ def cached_prepare(cache_dir: Path, tokenizer: Any, source: str, cfg: Any, eval_
             pass
     prepared = prepare(tokenizer, source, cfg.data, cfg.training.max_seq_length, cfg.training.seed, eval_source)
     if path is not None:
-        from methods.config_file import atomic_write_text
+        from lf_common.files import atomic_write_text
 
         atomic_write_text(path, json.dumps({
             "train": [[e.input_ids, e.labels] for e in prepared.train],

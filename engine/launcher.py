@@ -15,7 +15,7 @@ from engine.event_follow import SegmentOpened, follow_events
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
 from engine.run_lock import LOCKED_EXIT, RunLocked, is_locked
 from engine.run_store import ENGINE, LOG, RunDir
-from methods.config_file import write_json
+from lf_common.files import write_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 __all__ = ["EngineProcess", "SegmentOpened", "cancel_pid", "follow_events", "launch"]

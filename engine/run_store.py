@@ -13,7 +13,7 @@ from typing import Any
 from engine.event_stats import scan
 from engine.protocol import Finished
 from engine.run_lock import is_locked
-from methods.config_file import write_json
+from lf_common.files import write_json
 from methods.secrets import SECRET_KEY, redact  # noqa: F401  (the store's redaction, re-exported)
 
 ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"

@@ -16,8 +16,8 @@ from engine.emitter import Emitter
 from engine.errors import Cancelled, Diverged, EngineError
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir
+from lf_common.files import write_json
 from methods.catalogue import get_catalogue
-from methods.config_file import write_json
 from methods.validation import validate_config
 
 

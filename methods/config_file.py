@@ -1,12 +1,17 @@
-"""Reads config files with clear errors for unusable input, and writes them atomically."""
+"""Reads config files with clear errors for unusable input, and writes migrated ones back (atomically)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from lf_common.files import atomic_write_text, write_json
+
+__all__ = [
+    "MAX_CONFIG_BYTES", "ConfigInputError", "atomic_write_text", "parse_config_text", "read_config_file",
+    "read_config_text", "write_json", "write_upgraded",
+]  # atomic_write_text, write_json: re-exported from lf_common.files for older imports
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -47,27 +52,6 @@ def read_config_file(path: str | Path) -> tuple[str, Any]:
     """Return (text, parsed document) of a config file."""
     text = read_config_text(path)
     return text, parse_config_text(text, str(path))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Atomically write pretty JSON."""
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_upgraded(path: str | Path, document: dict[str, Any], old_version: str) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lf_tui", "engine", "methods")
+PACKAGES = ("lf_tui", "engine", "methods", "lf_common")
 # Read at run time by the app, the CLI or the engine; a wheel without any of these does not work.
 RUNTIME_FILES = {"lf_tui/app.tcss", "engine/assets/tiny_tokenizer.json", "engine/assets/sample_alpaca.jsonl",
                  "methods/base_schema.json"}
