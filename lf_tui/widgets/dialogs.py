@@ -1,4 +1,4 @@
-"""Modal dialogs: yes/no confirmation, a one-line prompt, and a Markdown viewer."""
+"""Modal dialogs: yes/no confirmation, a one-line prompt, and a Markdown viewer (each carries its own CSS)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from textual.widgets import Button, Input, Label, MarkdownViewer
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask a yes/no question; dismisses with True for yes."""
+    """Ask a yes/no question; dismisses with True for yes. 70 columns wide, narrower on a narrower terminal."""
 
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen .dialog { width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    ConfirmScreen .dialog .buttons { height: auto; margin-top: 1; }
+    ConfirmScreen .dialog Button { margin-right: 2; }
+    """
     BINDINGS = [Binding("y", "yes", "Yes"), Binding("n,escape", "no", "No")]
 
     def __init__(self, question: str, yes: str = "Yes", no: str = "No"):
@@ -38,6 +44,10 @@ class ConfirmScreen(ModalScreen[bool]):
 class PromptScreen(ModalScreen[str | None]):
     """Ask for one line of text (a path, a model id); None when cancelled."""
 
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    PromptScreen .dialog { width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, question: str, value: str = "", placeholder: str = ""):
@@ -59,6 +69,10 @@ class PromptScreen(ModalScreen[str | None]):
 class MarkdownScreen(ModalScreen[None]):
     """Show a Markdown document (a method's README)."""
 
+    DEFAULT_CSS = """
+    MarkdownScreen { align: center middle; }
+    MarkdownScreen .markdown-dialog { width: 90%; height: 90%; border: thick $accent; background: $surface; }
+    """
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
     def __init__(self, markdown: str):
