@@ -10,10 +10,9 @@ from lf_tui.curve import Curve
 class CurvePlot(PlotextPlot):
     """One or more curves on shared axes; rescales to whatever the curves hold."""
 
-    def __init__(self, title: str, *, id: str | None = None, log_y: bool = False):
+    def __init__(self, title: str, *, id: str | None = None):
         super().__init__(id=id)
         self.title = title
-        self.log_y = log_y
         self.series: list[tuple[str, Curve]] = []
 
     def set_series(self, series: list[tuple[str, Curve]]) -> None:
