@@ -17,7 +17,7 @@ def ingest(n_events: int) -> dict[str, float]:
     import plotext as plt
 
     from engine.protocol import EventReader, RunStarted, Step
-    from lf_tui.run_model import RunModel
+    from lf_tui.run_state import RunState
 
     lines = [RunStarted(run_id="bench", total_steps=n_events).to_line().encode()]
     template = Step(step=0, epoch=0.0, loss=2.0, learning_rate=1e-4, grad_norm=1.0, tokens_per_s=1000.0,
@@ -25,14 +25,14 @@ def ingest(n_events: int) -> dict[str, float]:
     head, tail = template.split('"step":0', 1)
     lines += [(head + f'"step":{i}' + tail.replace('"loss":2.0', f'"loss":{2.0 + 1.0 / (i + 1):.6f}')).encode()
               for i in range(1, n_events + 1)]
-    model, reader = RunModel(), EventReader()
+    model, reader = RunState(), EventReader()
     start = time.perf_counter()
     for line in lines:  # timed without tracing
         event = reader.feed(line)
         if event is not None:
             model.ingest(event)
     seconds = time.perf_counter() - start
-    traced, reader = RunModel(), EventReader()
+    traced, reader = RunState(), EventReader()
     tracemalloc.start()  # memory of the model while it ingests (tracing slows it, so a second pass)
     half_peak = 0.0
     for i, line in enumerate(lines):

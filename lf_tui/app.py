@@ -1,15 +1,16 @@
-"""The lf-tui Textual app: methods → editor → run view, and the run history; never imports torch."""
+"""The lf-tui Textual app: a router between screens (methods → editor → run view, runs); never imports torch."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
-from engine.launcher import launch
+from engine.launcher import EngineProcess, launch
 from engine.run_store import RunDir, RunStore
+from lf_tui.messages import OpenEditor, OpenRun, ResumeRequested, StartRequested
 from lf_tui.run_setup import RunSetupError, create_run
 from lf_tui.screens.editor_screen import EditorScreen
 from lf_tui.screens.methods_screen import MethodsScreen
@@ -17,6 +18,7 @@ from lf_tui.screens.run_screen import RunScreen
 from lf_tui.screens.runs_screen import RunsScreen
 from lf_tui.widgets.dialogs import ConfirmScreen
 from methods.catalogue import get_catalogue
+from methods.config_models import MethodConfigBase
 
 
 class LfTuiApp(App[None]):
@@ -43,10 +45,12 @@ class LfTuiApp(App[None]):
             self.open_file(self.edit_path, self.edit_method)
 
     # navigation -----------------------------------------------------------
-    def open_editor(self, method: str, template: Path) -> None:
-        self.push_screen(EditorScreen(method, template.read_text(encoding="utf-8")))
+    @on(OpenEditor)
+    def open_editor(self, message: OpenEditor) -> None:
+        self.push_screen(EditorScreen(message.method, message.template.read_text(encoding="utf-8")))
 
     def open_file(self, path: Path, method: str) -> None:
+        """`lf-tui edit PATH`: the file, or the method's defaults to be saved there when it does not exist."""
         if path.exists():
             from methods.config_file import ConfigInputError, read_config_text
 
@@ -58,11 +62,13 @@ class LfTuiApp(App[None]):
             self.push_screen(EditorScreen(method, text, path))
         else:
             text = get_catalogue().get(method).defaults_path.read_text(encoding="utf-8")
-            screen = EditorScreen(method, text, None)
-            self.push_screen(screen)
-            screen.path = path  # saved there on ctrl+s; nothing is written until then
+            self.push_screen(EditorScreen(method, text, None, save_path=path))  # nothing is written until Ctrl+S
 
-    def open_run(self, run: RunDir, process: Any = None) -> None:
+    @on(OpenRun)
+    def _open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run)
+
+    def open_run(self, run: RunDir, process: EngineProcess | None = None) -> None:
         self.push_screen(RunScreen(run, process))
 
     def action_show_methods(self) -> None:
@@ -74,7 +80,11 @@ class LfTuiApp(App[None]):
             self.push_screen(RunsScreen(self.store))
 
     # runs -------------------------------------------------------------------
-    def start_run(self, config: Any, dataset: str | None, config_path: Path | None = None) -> None:
+    @on(StartRequested)
+    def _start_requested(self, message: StartRequested) -> None:
+        self.start_run(message.config, message.dataset, message.config_path)
+
+    def start_run(self, config: MethodConfigBase, dataset: str | None, config_path: Path | None = None) -> None:
         """Create a run (the config's relative paths resolve against its file's folder) and watch it."""
         try:
             run = create_run(self.store, config, dataset, None, config_path.parent if config_path else None)
@@ -84,6 +94,10 @@ class LfTuiApp(App[None]):
         process = launch(run)
         self.notify(f"started run {run.run_id}")
         self.open_run(run, process)
+
+    @on(ResumeRequested)
+    def _resume_requested(self, message: ResumeRequested) -> None:
+        self.resume_run(message.run)
 
     def resume_run(self, run: RunDir) -> None:
         refusal = run.resume_refusal()

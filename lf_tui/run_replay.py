@@ -1,4 +1,4 @@
-"""Reads a finished or running run's curves and summary from its folder (for comparison views)."""
+"""Replays a run's folder (events, config, summary) into a RunState, for the comparison view."""
 
 from __future__ import annotations
 
@@ -8,27 +8,27 @@ from typing import Any
 from engine.launcher import follow_events
 from engine.protocol import UnsupportedProtocol
 from engine.run_store import RunDir
-from lf_tui.run_model import RunModel
+from lf_tui.run_state import RunState
 
 
 @dataclass
-class RunRecord:
+class ReplayedRun:
     """A run replayed from disk."""
 
     run: RunDir
-    model: RunModel
+    state: RunState
     config: dict[str, Any] | None
     summary: dict[str, Any] | None
 
 
-def load_run(run: RunDir, max_points: int = 500) -> RunRecord:
+def replay_run(run: RunDir, max_points: int = 500) -> ReplayedRun:
     """Replay what is on disk now (the runs list reports unreadable lines and unknown protocols)."""
-    model = RunModel(max_points=max_points)
+    state = RunState(max_points=max_points)
     try:
         for event in follow_events(run, follow=False):
-            model.ingest(event)
+            state.ingest(event)
     except UnsupportedProtocol:
         pass
     # the events' own ending; summary.json only when the events are gone (it may predate a resume under way)
-    summary = model.summary() if model.started is not None else run.summary()
-    return RunRecord(run, model, run.config(), summary)
+    summary = state.summary() if state.started is not None else run.summary()
+    return ReplayedRun(run, state, run.config(), summary)

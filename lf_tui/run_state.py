@@ -6,13 +6,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.event_follow import SegmentOpened
+from engine.launcher import SegmentOpened
 from engine.protocol import Checkpoint, Error, Eval, Event, Finished, Log, RunStarted, Step, System
 from lf_tui.curve import Curve
+from lf_tui.present import gauges
 
 
 @dataclass
-class RunModel:
+class RunState:
     """Everything the run view and the CLI live view show; fed one event at a time."""
 
     max_points: int = 2000
@@ -27,6 +28,7 @@ class RunModel:
     events_seen: int = 0
     segments: int = 1
     version: int = 0  # bumps on every change, so views redraw only when needed
+    engine_gone: bool = False  # the stream ended without a final event and the engine is dead
 
     def __post_init__(self) -> None:
         self.loss = Curve(self.max_points)
@@ -66,11 +68,11 @@ class RunModel:
                     curve.truncate(event.resumed_from_step)
                 self._log("info", f"resumed from step {event.resumed_from_step}")
             self.started = event
+            if event.nvml and "unavailable" in event.nvml:  # why there are no GPU gauges
+                self._log("info", event.nvml)
         elif isinstance(event, SegmentOpened):
             self.reopen()
             self._log("info", "a new engine is resuming this run (loading)")
-            if event.nvml and "unavailable" in event.nvml:
-                self._log("info", event.nvml)
         elif isinstance(event, Checkpoint):
             self.checkpoints.append(event)
             self._log("info", f"checkpoint at step {event.step}: {event.path}")
@@ -103,17 +105,15 @@ class RunModel:
         total = self.total_steps
         return min(1.0, self.last_step.step / total) if total and self.last_step else 0.0
 
+    @property
+    def shown_status(self) -> str:
+        """The status word to show: a run whose engine died without a final event is crashed."""
+        status = self.status
+        return "crashed" if status in ("starting", "running") and self.engine_gone else status
+
     def memory_lines(self) -> list[str]:
         """Per-GPU memory/utilisation, or process CPU and RAM where there is no GPU."""
-        s = self.system
-        if s is None:
-            return ["waiting for system sample"]
-        if s.gpus:
-            return [f"GPU{g.get('index', i)} {g.get('memory_used_mb', 0) / 1024:.1f}/"
-                    f"{g.get('memory_total_mb', 0) / 1024:.1f} GiB  util {g.get('utilization', 0):.0f}%"
-                    for i, g in enumerate(s.gpus)]
-        return [f"CPU {s.cpu_percent:.0f}%  RSS {s.rss_mb / 1024:.2f} GiB  RAM {s.ram_used_mb / 1024:.1f}/"
-                f"{s.ram_total_mb / 1024:.1f} GiB"]
+        return gauges.memory_lines(self.system)
 
     def summary(self) -> dict[str, Any] | None:
         return self.finished.summary if self.finished else None

@@ -15,11 +15,12 @@ from engine.protocol import EventReader, Finished, RunStarted, Step
 from engine.run_store import RunDir, RunStore
 from tests.conftest import make_config
 
-SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+# widths are multiples of 64, as in every real model: 4-bit quantisation works in blocks of 64 input features
+SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
     "llama": ("LlamaConfig", dict(SIZES, num_key_value_heads=2)),
     "qwen2": ("Qwen2Config", dict(SIZES, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=32, n_layer=2, n_head=4, n_positions=256)),
+    "gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=256)),
     "gpt_neox": ("GPTNeoXConfig", dict(SIZES)),
     "phi3": ("Phi3Config", dict(SIZES, num_key_value_heads=2)),
     "mistral": ("MistralConfig", dict(SIZES, num_key_value_heads=2)),

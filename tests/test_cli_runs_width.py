@@ -9,13 +9,14 @@ from rich.console import Console
 
 from engine.protocol import RunStarted, Step
 from engine.run_store import RunStore
-from lf_tui import cli_runs
+from lf_tui.cli import console
+from lf_tui.cli import runs as cli_runs
 
 
 def _listing(monkeypatch, store: RunStore, width: int) -> str:
     buffer = io.StringIO()
-    monkeypatch.setattr(cli_runs.consoles, "out", lambda: Console(file=buffer, width=width, highlight=False))
-    assert cli_runs.cmd_runs(argparse.Namespace(runs_dir=str(store.root), json=False)) == 0
+    monkeypatch.setattr(console, "out", lambda: Console(file=buffer, width=width, highlight=False))
+    assert cli_runs.run(argparse.Namespace(runs_dir=str(store.root), json=False)) == 0
     return buffer.getvalue()
 
 

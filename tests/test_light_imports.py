@@ -35,5 +35,5 @@ def test_validate_config_loads_no_torch() -> None:
 
 def test_light_packages_load_no_torch() -> None:
     body = ("import methods, engine, engine.protocol, engine.run_store, engine.launcher, lf_tui.cli, "
-            "lf_tui.app, lf_tui.run_model; from methods.catalogue import get_catalogue; get_catalogue()")
+            "lf_tui.app, lf_tui.run_state; from methods.catalogue import get_catalogue; get_catalogue()")
     assert _heavy_loaded(body, ["x"]) == "HEAVY="

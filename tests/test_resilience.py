@@ -60,7 +60,7 @@ def test_run_finishes_when_the_tui_is_killed(tmp_path: Path, learnable_dataset: 
                 resolved, _ = config_for_quick_train("lora", "builtin:tiny-llama", max_steps=40)
                 app.start_run(resolved.config, {str(learnable_dataset)!r})
                 screen = app.screen
-                while screen.model.loss.count < 2:
+                while screen.state.loss.count < 2:
                     await pilot.pause(0.05)
                 os.kill(os.getpid(), 9)
         asyncio.run(main())

@@ -13,7 +13,7 @@ from engine.launcher import follow_events, launch
 from engine.protocol import Checkpoint, Finished, RunStarted, Step
 from engine.run_lock import RunLock, is_locked
 from engine.run_store import RunDir, RunStore
-from lf_tui.run_history import load_run
+from lf_tui.run_replay import replay_run
 from tests.conftest import make_config, train
 
 LF_TUI = str(Path(sys.executable).with_name("lf-tui"))
@@ -47,7 +47,7 @@ def test_cancel_resume_cancel_resume_through_the_cli(tmp_path: Path, learnable_d
     resumed = lf(tmp_path, "train", "--resume", run.run_id, "--detach")
     assert resumed.returncode == 0, resumed.stderr
     poll(lambda: status().status == "running" and status().steps > first_steps, what="resumed training")
-    assert load_run(RunDir(run.path)).summary is None  # the comparison shows no stale "cancelled" summary
+    assert replay_run(RunDir(run.path)).summary is None  # the comparison shows no stale "cancelled" summary
     again = lf(tmp_path, "train", "--resume", run.run_id, "--detach")  # refused while one engine trains
     assert again.returncode == 2 and "still running" in again.stderr
     assert lf(tmp_path, "cancel", run.run_id).returncode == 0  # cancel works on a resumed run
@@ -65,8 +65,8 @@ def test_cancel_resume_cancel_resume_through_the_cli(tmp_path: Path, learnable_d
     assert attach.returncode == 0, attach.stdout
     assert "step 1/" in attach.stdout and f"step {cfg['training']['max_steps']}/" in attach.stdout
     assert attach.stdout.count("resumed from step") >= 2 and "Run completed" in attach.stdout
-    record = load_run(RunDir(run.path))  # the comparison's replay: one curve across the segments
-    assert record.model.loss.count == cfg["training"]["max_steps"] and record.model.finished.status == "completed"
+    record = replay_run(RunDir(run.path))  # the comparison's replay: one curve across the segments
+    assert record.state.loss.count == cfg["training"]["max_steps"] and record.state.finished.status == "completed"
 
 
 def test_losses_after_a_resume_equal_an_uninterrupted_run(store: RunStore, learnable_dataset: Path) -> None:
@@ -152,9 +152,9 @@ async def test_resume_from_the_runs_list_follows_both_segments(store: RunStore, 
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
         screen = app.screen
-        await wait_for(pilot, lambda: screen.model.finished is not None, timeout=120, what="the resumed run to end")
-        assert screen.model.finished.status == "completed" and screen.model.segments == 2
-        assert screen.model.loss.points()[0] == [1, 2, 3, 4, 5, 6]  # one curve across the crash
+        await wait_for(pilot, lambda: screen.state.finished is not None, timeout=120, what="the resumed run to end")
+        assert screen.state.finished.status == "completed" and screen.state.segments == 2
+        assert screen.state.loss.points()[0] == [1, 2, 3, 4, 5, 6]  # one curve across the crash
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("r")  # a completed run is not resumed again

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.protocol import Error, RunStarted
-from lf_tui import run_text
+from lf_tui.present import run_text
 
 
 def test_header_is_short_and_says_what_runs_where() -> None:

@@ -32,7 +32,7 @@ async def test_esc_right_after_the_first_step_does_not_stall_the_engine(tmp_path
         await start_from_editor(pilot, app, {"training": TRAINING, "monitoring": MONITORING,
                                              "data": {"eval_split": 0.0}}, str(learnable_dataset))
         screen = app.screen
-        await wait_for(pilot, lambda: screen.model.last_step is not None, timeout=120, what="first step")
+        await wait_for(pilot, lambda: screen.state.last_step is not None, timeout=120, what="first step")
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), what="leaving the run view")
         store = RunStore()

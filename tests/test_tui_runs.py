@@ -26,15 +26,15 @@ async def test_start_watch_and_cancel_a_run(tmp_path, learnable_dataset) -> None
     async with app.run_test(size=(140, 45)) as pilot:
         await start_from_editor(pilot, app, {"training": {"max_steps": 100000}}, str(learnable_dataset))
         screen = app.screen
-        await wait_for(pilot, lambda: screen.model.loss.count >= 3 and "tokens/s" in text_of(app, "#figures"),
+        await wait_for(pilot, lambda: screen.state.loss.count >= 3 and "tokens/s" in text_of(app, "#figures"),
                        what="steps to arrive")
-        assert len(screen.model.loss) >= 3 and "tokens/s" in text_of(app, "#figures")
+        assert len(screen.state.loss) >= 3 and "tokens/s" in text_of(app, "#figures")
         await wait_for(pilot, lambda: "CPU" in text_of(app, "#gauges") or "GPU" in text_of(app, "#gauges"))
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="cancel confirmation")
         await pilot.press("y")
-        await wait_for(pilot, lambda: screen.model.finished is not None, timeout=120, what="run to stop")
-        assert screen.model.finished.status == "cancelled"
+        await wait_for(pilot, lambda: screen.state.finished is not None, timeout=120, what="run to stop")
+        assert screen.state.finished.status == "cancelled"
         await wait_for(pilot, lambda: "Run cancelled" in text_of(app, "#summary"), what="summary")
         assert screen.run.latest_checkpoint() is not None
 
@@ -51,6 +51,7 @@ async def test_compare_two_finished_runs(tmp_path, learnable_dataset, store) -> 
                        app.screen.query_one("#runs", DataTable).row_count == 2, what="runs listed")
         await pilot.press("space", "down", "space", "c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="comparison")
+        await wait_for(pilot, lambda: len(app.screen.records) == 2, what="runs replayed in the worker")
         summary = app.screen.query_one("#compare-summary", DataTable)
         ids = {r.run_id for r in store.list()}
         assert {str(c.label) for c in summary.columns.values()} >= ids
@@ -74,8 +75,8 @@ async def test_a_run_started_elsewhere_appears_and_opens_while_running(tmp_path,
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
             screen = app.screen
-            first = screen.model.loss.count
-            await wait_for(pilot, lambda: screen.model.loss.count > first + 2, what="live steps after replay")
+            first = screen.state.loss.count
+            await wait_for(pilot, lambda: screen.state.loss.count > first + 2, what="live steps after replay")
     finally:
         proc.cancel()
         list(proc.events())
@@ -187,8 +188,8 @@ async def test_a_garbage_run_opens_as_crashed(tmp_path) -> None:
         screen = app.screen
         assert screen.run.run_id == "garbage"
         await wait_for(pilot, lambda: screen.engine_gone, what="the reader to give up on the dead run")
-        await wait_for(pilot, lambda: screen._drawn_version == screen.model.version, what="a redraw")
-        assert screen.model.loss.count == 0
+        await wait_for(pilot, lambda: screen._drawn_version == screen.state.version, what="a redraw")
+        assert screen.state.loss.count == 0
         assert "crashed" in _label(app, "#run-title"), _label(app, "#run-title")
 
 
@@ -229,6 +230,6 @@ async def test_a_crashed_run_shows_as_crashed_with_its_curve(tmp_path) -> None:
         app.open_run(run)
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
         screen = app.screen
-        await wait_for(pilot, lambda: screen.is_mounted and screen.model.loss.count == 7)
+        await wait_for(pilot, lambda: screen.is_mounted and screen.state.loss.count == 7)
         await wait_for(pilot, lambda: "crashed" in str(screen.query_one("#run-title").render()), what="crashed")
-        assert screen.model.loss.count == 7 and "step 7/50" in text_of(app, "#figures")
+        assert screen.state.loss.count == 7 and "step 7/50" in text_of(app, "#figures")

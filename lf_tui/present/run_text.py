@@ -1,11 +1,12 @@
-"""The words both front ends show for a run (header, error), computed once; Rich and Textual only lay them out."""
+"""The words both front ends show for a run (title, header, step line, error, summary), computed once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.protocol import Error, RunStarted
-from lf_tui.formatting import count, duration, number
+from engine.launcher import SegmentOpened
+from engine.protocol import Error, Eval, Event, RunStarted, Step
+from lf_tui.present.formatting import count, duration, number
 
 
 def header(st: RunStarted) -> str:
@@ -18,6 +19,48 @@ def header(st: RunStarted) -> str:
     if st.resumed_from_step:
         text += f" · resumed from step {st.resumed_from_step}"
     return text
+
+
+def title(run_id: str, status: str, started: RunStarted | None, trust_remote_code: bool = False) -> str:
+    """The run view's title line: id, status word, and the header once the engine has said it."""
+    text = f"Run {run_id} · {status}"
+    if started is not None:
+        text += " · " + header(started)
+        if trust_remote_code:
+            text += " · ⚠ trust_remote_code ON"
+    return text
+
+
+def step_fields(s: Step) -> list[tuple[str, str]]:
+    """A step's figures as (label, value): step, epoch, loss, lr, tokens/s, elapsed, ETA."""
+    return [("step", f"{s.step}/{s.total_steps}"), ("epoch", f"{s.epoch:.2f}"), ("loss", f"{s.loss:.4f}"),
+            ("lr", f"{s.learning_rate:.3g}"), ("tokens/s", f"{s.tokens_per_s:,.0f}"),
+            ("elapsed", duration(s.elapsed_s)), ("ETA", duration(s.eta_s))]
+
+
+def step_line(s: Step, lines: int = 1) -> str:
+    """The step's figures on one line, or split over `lines` lines for a narrow panel."""
+    parts = [f"{label} {value}" for label, value in step_fields(s)]
+    per_line = -(-len(parts) // max(1, lines))
+    return "\n".join("  ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
+
+
+def eval_line(e: Eval) -> str:
+    return f"eval loss {e.eval_loss:.4f}  perplexity {e.perplexity:.2f}"
+
+
+def event_line(event: Event) -> str | None:
+    """One plain line per event for a log-style view (`--plain`, a pipe); None for events it does not print."""
+    if isinstance(event, RunStarted):
+        return header(event)
+    if isinstance(event, Step):
+        return step_line(event)
+    if isinstance(event, SegmentOpened):
+        return "a new engine is resuming this run (loading the model and data)"
+    if event.type in ("eval", "log", "checkpoint"):
+        fields = {k: v for k, v in event.to_dict().items() if k not in ("type", "ts")}
+        return f"{event.type}: " + " ".join(f"{k}={v}" for k, v in fields.items())
+    return None
 
 
 def error_lines(error: Error) -> list[str]:

@@ -1,4 +1,4 @@
-"""The runs list's logic: rows, sorting and filtering of RunInfo (no widgets)."""
+"""The runs list (CLI table and Runs screen): columns, rows, sorting and filtering of RunInfo."""
 
 from __future__ import annotations
 
@@ -7,20 +7,24 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.run_store import RunInfo
-from lf_tui.formatting import duration, number
+from lf_tui.present.formatting import duration, number
 
 COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
-    ("run", "Run", lambda r: r.run_id),
-    ("method", "Method", lambda r: r.method),
-    ("base_model", "Base model", lambda r: r.base_model),
-    ("status", "Status", lambda r: r.status),
-    ("steps", "Steps", lambda r: r.steps),
-    ("final_loss", "Final loss", lambda r: r.final_loss),
-    ("best_loss", "Best loss", lambda r: r.best_loss),
-    ("duration", "Duration", lambda r: r.duration_s),
-    ("started", "Started", lambda r: r.started),
+    ("run", "run", lambda r: r.run_id),
+    ("method", "method", lambda r: r.method),
+    ("base_model", "base model", lambda r: r.base_model),
+    ("status", "status", lambda r: r.status),
+    ("steps", "steps", lambda r: r.steps),
+    ("final_loss", "final loss", lambda r: r.final_loss),
+    ("best_loss", "best loss", lambda r: r.best_loss),
+    ("duration", "duration", lambda r: r.duration_s),
+    ("started", "started", lambda r: r.started),
 ]
 SORT_KEYS = [c[0] for c in COLUMNS]
+LABELS = {key: label for key, label, _ in COLUMNS}
+# an 80-column terminal: the columns that matter, whole; shorter labels
+COMPACT_KEYS = ["run", "method", "status", "steps", "final_loss", "duration"]
+COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
 
 
 def matches(info: RunInfo, text: str) -> bool:
@@ -36,9 +40,25 @@ def sort_runs(runs: list[RunInfo], key: str, descending: bool) -> list[RunInfo]:
     return sorted(present, key=getter, reverse=descending) + missing
 
 
-def row(info: RunInfo) -> tuple[str, ...]:
+def cells(info: RunInfo) -> dict[str, str]:
+    """A run's cells by column key."""
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)) if info.started else "—"
-    status = info.status + (" ⚠" if info.problems else "")
     steps = f"{info.steps}/{info.total_steps}" if info.total_steps else str(info.steps)
-    return (info.run_id, info.method or "?", info.base_model or "?", status, steps, number(info.final_loss),
-            number(info.best_loss), duration(info.duration_s), started)
+    return {"run": info.run_id, "method": info.method or "?", "base_model": info.base_model or "?",
+            "status": info.status + (" ⚠" if info.problems else ""), "steps": steps,
+            "final_loss": number(info.final_loss), "best_loss": number(info.best_loss),
+            "duration": duration(info.duration_s), "started": started}
+
+
+def row(info: RunInfo, keys: list[str] | None = None) -> tuple[str, ...]:
+    """A run's cells in column order (all columns, or `keys`)."""
+    by_key = cells(info)
+    return tuple(by_key[k] for k in (keys or SORT_KEYS))
+
+
+def problem_lines(runs: list[RunInfo], limit: int | None = None) -> list[str]:
+    """Each damaged run's problems, one line each; past `limit`, a line saying how many more."""
+    problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems]
+    if limit is None or len(problems) <= limit:
+        return problems
+    return problems[:limit] + [f"… and {len(problems) - limit} more problem(s): `lf-tui runs` lists them all"]

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from engine.run_store import RunDir
-from lf_tui import run_text
-from lf_tui.config_diff import config_differences
-from lf_tui.run_history import load_run
+from lf_tui.present import run_text
+from lf_tui.present.config_diff import config_differences
+from lf_tui.run_replay import ReplayedRun, replay_run
 from lf_tui.widgets.plots import CurvePlot
 
 
 class CompareScreen(Screen[None]):
+    """The runs are replayed from disk in a worker thread; the tables fill in when they are read."""
+
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, runs: list[RunDir]):
         super().__init__()
-        self.records = [load_run(r) for r in runs]
+        self.runs = runs
+        self.records: list[ReplayedRun] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label(f"Comparing {len(self.records)} runs", classes="title")
+        yield Label(f"Comparing {len(self.runs)} runs (reading…)", id="compare-title", classes="title")
         yield CurvePlot("training loss", id="compare-plot")
         yield Label("Summary", classes="title")
         yield DataTable(id="compare-summary", cursor_type="none")
@@ -32,20 +36,30 @@ class CompareScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        names = [r.run.run_id for r in self.records]
-        self.query_one("#compare-plot", CurvePlot).set_series([(r.run.run_id, r.model.loss) for r in self.records])
-        summary = self.query_one("#compare-summary", DataTable)
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
+    def load(self) -> None:
+        records = [replay_run(r) for r in self.runs]  # disk reads off the event loop
+        self.app.call_from_thread(self.show, records)
+
+    def show(self, records: list[ReplayedRun]) -> None:
+        self.records = records
+        self.query_one("#compare-title", Label).update(f"Comparing {len(records)} runs")
+        names = [r.run.run_id for r in records]
+        self.query_one("#compare-plot", CurvePlot).set_series([(r.run.run_id, r.state.loss) for r in records])
+        summary: DataTable[str] = self.query_one("#compare-summary", DataTable)
         summary.add_column("")
         for name in names:
             summary.add_column(name)
-        columns = [dict(run_text.summary_rows(r.summary or {})) for r in self.records]
+        columns = [dict(run_text.summary_rows(r.summary or {})) for r in records]
         for label, _ in run_text.summary_rows({}):
             summary.add_row(label, *[column.get(label, "—") for column in columns])
-        diff = self.query_one("#compare-config", DataTable)
+        diff: DataTable[str] = self.query_one("#compare-config", DataTable)
         diff.add_column("key")
         for name in names:
             diff.add_column(name)
-        rows = config_differences([r.config for r in self.records])
+        rows = config_differences([r.config for r in records])
         for key, values in rows:
             diff.add_row(key, *[str(v) for v in values])
         if not rows:

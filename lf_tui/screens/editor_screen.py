@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static, Te
 from textual.widgets.option_list import Option
 
 from lf_tui.editor_state import EditorCheck, check_text, get_field, set_field
+from lf_tui.messages import StartRequested
 from lf_tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from methods.config_file import ConfigInputError, atomic_write_text, read_config_text
 
@@ -33,19 +34,32 @@ class EditorScreen(Screen[None]):
         Binding("escape", "leave", "Back", priority=True),
     ]
 
-    def __init__(self, method: str, text: str, path: Path | None = None):
+    def __init__(self, method: str, text: str, path: Path | None = None, save_path: Path | None = None):
+        """`path`: the file `text` was read from; `save_path`: where a new config goes on Ctrl+S (not yet written)."""
         super().__init__()
         self.method = method
         self.initial_text = text
-        self.path = path
+        self.path = path if path is not None else save_path
         self.saved_text = text if path is not None else None
         self.check: EditorCheck | None = None
         self._debounce: Timer | None = None
 
+    # typed accessors ----------------------------------------------------------
+    @property
+    def area(self) -> TextArea:
+        return self.area
+
+    @property
+    def issues(self) -> OptionList:
+        return self.query_one("#issues", OptionList)
+
+    @property
+    def dataset_input(self) -> Input:
+        return self.dataset_input
+
     @property
     def dirty(self) -> bool:
-        text = self.query_one("#config", TextArea).text
-        return text != (self.saved_text if self.saved_text is not None else self.initial_text)
+        return self.area.text != (self.saved_text if self.saved_text is not None else self.initial_text)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,13 +77,12 @@ class EditorScreen(Screen[None]):
     def on_mount(self) -> None:
         self._update_title()
         self.run_validation()
-        self.query_one("#config", TextArea).focus()
+        self.area.focus()
 
     def _update_title(self) -> None:
         name = str(self.path) if self.path else "unsaved config"
-        model = get_field(self.query_one("#config", TextArea).text, "base_model") or "method default"
-        mark = " [b red]●[/b red] modified" if self.saved_text is not None and self.dirty or (
-            self.saved_text is None and self.dirty) else ""
+        model = get_field(self.area.text, "base_model") or "method default"
+        mark = " [b red]●[/b red] modified" if self.dirty else ""
         self.query_one("#editor-title", Label).update(f"{self.method} · {name} · base model: {model}{mark}")
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -79,9 +92,9 @@ class EditorScreen(Screen[None]):
         self._update_title()
 
     def run_validation(self) -> EditorCheck:
-        text = self.query_one("#config", TextArea).text
+        text = self.area.text
         self.check = check_text(text, self.method, str(self.path or "<editor>"))
-        issues = self.query_one("#issues", OptionList)
+        issues = self.issues
         issues.clear_options()
         for i, issue in enumerate(self.check.errors):
             issues.add_option(Option(f"[red]✘ error:[/red] {issue.render()}", id=f"e{i}"))
@@ -106,7 +119,7 @@ class EditorScreen(Screen[None]):
             return
         import json
 
-        self.query_one("#config", TextArea).load_text(json.dumps(check.resolved.upgraded_document(), indent=2) + "\n")
+        self.area.load_text(json.dumps(check.resolved.upgraded_document(), indent=2) + "\n")
         self.run_validation()
         self.notify(f"upgraded from version {check.resolved.report.migrated_from}; Ctrl+S saves it")
 
@@ -116,12 +129,12 @@ class EditorScreen(Screen[None]):
         kind, index = event.option.id[0], int(event.option.id[1:])
         issue = (self.check.errors if kind == "e" else self.check.warnings)[index]
         if issue.line:
-            area = self.query_one("#config", TextArea)
+            area = self.area
             area.cursor_location = (issue.line - 1, max(0, (issue.column or 1) - 1))
             area.focus()
 
     def action_focus_issues(self) -> None:
-        issues = self.query_one("#issues", OptionList)
+        issues = self.issues
         if issues.option_count and issues.highlighted is None:
             issues.highlighted = 0
         issues.focus()
@@ -135,7 +148,7 @@ class EditorScreen(Screen[None]):
     def _save_to(self, target: str | None) -> None:
         if not target:
             return
-        text = self.query_one("#config", TextArea).text
+        text = self.area.text
         try:
             atomic_write_text(target, text)
         except OSError as exc:
@@ -164,12 +177,12 @@ class EditorScreen(Screen[None]):
             self.notify(str(exc), severity="error")
             return
         self.path, self.saved_text = Path(target), text
-        self.query_one("#config", TextArea).load_text(text)
+        self.area.load_text(text)
         self.run_validation()
         self._update_title()
 
     def action_pick_model(self) -> None:
-        area = self.query_one("#config", TextArea)
+        area = self.area
         current = get_field(area.text, "base_model") or "builtin:tiny-llama"
         self.app.push_screen(PromptScreen("Base model (hub id, local folder or builtin:tiny-llama):", current),
                              self._set_model)
@@ -177,7 +190,7 @@ class EditorScreen(Screen[None]):
     def _set_model(self, value: str | None) -> None:
         if not value:
             return
-        area = self.query_one("#config", TextArea)
+        area = self.area
         try:
             area.load_text(set_field(area.text, "base_model", value))
         except ValueError as exc:
@@ -187,7 +200,7 @@ class EditorScreen(Screen[None]):
         self._update_title()
 
     def action_pick_dataset(self) -> None:
-        self.query_one("#dataset", Input).focus()
+        self.dataset_input.focus()
 
     def action_start(self) -> None:
         check = self.run_validation()
@@ -195,8 +208,8 @@ class EditorScreen(Screen[None]):
             first = check.errors[0].render() if check.errors else "invalid config"
             self.notify(f"cannot start: {len(check.errors)} error(s) — {first}", severity="error", timeout=6)
             return
-        dataset = self.query_one("#dataset", Input).value.strip() or None
-        self.app.start_run(check.resolved.config, dataset, self.path)  # type: ignore[attr-defined,union-attr]
+        assert check.resolved is not None and check.resolved.config is not None  # check.ok says so
+        self.post_message(StartRequested(check.resolved.config, self.dataset_input.value.strip() or None, self.path))
 
     def action_leave(self) -> None:
         if not self.dirty:

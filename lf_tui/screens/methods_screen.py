@@ -7,10 +7,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from methods.catalogue import get_catalogue
-
-TICK = {True: "✔ yes", False: "✘ no"}
-READY = {"yes": "✔ yes", "partial": "◐ partial", "no": "✘ no"}
+from lf_tui.messages import OpenEditor
+from lf_tui.present.methods_table import MATRIX_HEADERS, USE_CASE_HEADERS, matrix_rows, method_blurb, use_case_rows
+from methods.catalogue import Method, get_catalogue
 
 
 class MethodsScreen(Screen[None]):
@@ -34,27 +33,26 @@ class MethodsScreen(Screen[None]):
         yield Static(id="method-summary")
         yield Footer()
 
+    @property
+    def matrix(self) -> DataTable[str]:
+        return self.query_one("#matrix", DataTable)
+
     def on_mount(self) -> None:
-        catalogue = get_catalogue()
-        matrix = self.query_one("#matrix", DataTable)
-        matrix.add_columns("Method", "GPU Memory (7B)", "Training Speed", "Quality vs Full FT", "Multiple Tasks",
-                           "Hot Swapping", "Production Ready")
-        for method in catalogue:
-            row = method.info.matrix
-            matrix.add_row(method.info.title, row.gpu_memory_7b, row.training_speed, row.quality_vs_full,
-                           TICK[row.multiple_tasks], TICK[row.hot_swapping], READY[row.production_ready],
-                           key=method.name)
-        usecases = self.query_one("#usecases", DataTable)
-        usecases.add_columns("Use Case", "Primary Method", "Secondary Option", "Configuration Notes")
-        for row in catalogue.use_case_table():
+        self.matrix.add_columns(*MATRIX_HEADERS)
+        for name, cells in matrix_rows():
+            self.matrix.add_row(*cells, key=name)
+        usecases: DataTable[str] = self.query_one("#usecases", DataTable)
+        usecases.add_columns(*USE_CASE_HEADERS)
+        for row in use_case_rows():
             usecases.add_row(*row)
-        matrix.focus()
+        self.matrix.focus()
         self._show_summary()
 
     @property
-    def selected(self) -> str:
-        matrix = self.query_one("#matrix", DataTable)
-        return str(matrix.coordinate_to_cell_key(matrix.cursor_coordinate).row_key.value)
+    def selected(self) -> Method:
+        """The method under the cursor."""
+        key = self.matrix.coordinate_to_cell_key(self.matrix.cursor_coordinate).row_key.value
+        return get_catalogue().get(str(key))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_summary()
@@ -63,19 +61,16 @@ class MethodsScreen(Screen[None]):
         self.action_open("defaults")
 
     def _show_summary(self) -> None:
-        method = get_catalogue().get(self.selected)
-        lo, hi = method.info.lr_range
+        title, blurb = method_blurb(self.selected)
         self.query_one("#method-summary", Static).update(
-            f"[b]{method.info.title}[/b]: {method.info.summary}\nusual learning rate {lo:g}–{hi:g} · "
-            f"[dim]Enter defaults · b/a/p basic/advanced/production example · v README[/dim]")
+            f"[b]{title}[/b]: {blurb} · [dim]Enter defaults · b/a/p basic/advanced/production example · v README[/dim]")
 
     def action_open(self, which: str) -> None:
-        method = get_catalogue().get(self.selected)
+        method = self.selected
         path = method.defaults_path if which == "defaults" else method.example_path(which)
-        self.app.open_editor(method.name, template=path)  # type: ignore[attr-defined]
+        self.post_message(OpenEditor(method.name, path))
 
     def action_readme(self) -> None:
         from lf_tui.widgets.dialogs import MarkdownScreen
 
-        method = get_catalogue().get(self.selected)
-        self.app.push_screen(MarkdownScreen(method.readme_path.read_text(encoding="utf-8")))
+        self.app.push_screen(MarkdownScreen(self.selected.readme_path.read_text(encoding="utf-8")))

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,11 +14,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
 
-from engine.launcher import EngineProcess, cancel_pid, follow_events
+from engine.launcher import EngineProcess, follow_events
 from engine.run_store import RunDir
-from lf_tui import run_text
-from lf_tui.formatting import duration
-from lf_tui.run_model import RunModel
+from lf_tui.present import run_text
+from lf_tui.present.gauges import gauges
+from lf_tui.run_state import RunState
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.plots import CurvePlot
 
@@ -33,14 +34,13 @@ class RunScreen(Screen[None]):
         super().__init__()
         self.run = run
         self.process = process
-        self.model = RunModel()
-        self.lock = threading.Lock()
+        self.state = RunState()
+        self.state_lock = threading.Lock()
         self.redraw_s = redraw_s
         self._drawn_version = -1
         self._logs_seen = 0
         self._stop = threading.Event()
         self.trust_remote_code = bool(run.meta().get("trust_remote_code"))
-        self.engine_gone = False  # set by the reader thread, so redraws never touch the disk
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,8 +58,8 @@ class RunScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#loss-plot", CurvePlot).set_series([("loss", self.model.loss), ("eval", self.model.eval_loss)])
-        self.query_one("#lr-plot", CurvePlot).set_series([("lr", self.model.lr)])
+        self.query_one("#loss-plot", CurvePlot).set_series([("loss", self.state.loss), ("eval", self.state.eval_loss)])
+        self.query_one("#lr-plot", CurvePlot).set_series([("lr", self.state.lr)])
         self.read_events()
         self.set_interval(self.redraw_s, self.redraw)
 
@@ -72,78 +72,55 @@ class RunScreen(Screen[None]):
         stop = self._stop.is_set
         source = self.process.events(stop) if self.process else follow_events(self.run, stop=stop)
         for event in source:
-            with self.lock:
-                self.model.ingest(event)
+            with self.state_lock:
+                self.state.ingest(event)
             if self._stop.is_set():
                 return
         if not self._stop.is_set():
-            with self.lock:  # the stream ended: did the engine die without a final event?
-                self.engine_gone = self.model.finished is None and not self.run.engine_alive()
-                self.model.version += 1
+            with self.state_lock:  # the stream ended: did the engine die without a final event?
+                self.state.engine_gone = self.state.finished is None and not self.run.engine_alive()
+                self.state.version += 1
 
     def on_worker_state_changed(self, event: Any) -> None:
         if event.worker.error is not None:
-            with self.lock:
-                self.model._log("error", f"cannot read events: {event.worker.error}")
+            with self.state_lock:
+                self.state._log("error", f"cannot read events: {event.worker.error}")
 
     def redraw(self) -> None:
-        with self.lock:
-            if self.model.version == self._drawn_version:
+        with self.state_lock:
+            if self.state.version == self._drawn_version:
                 return
-            self._drawn_version = self.model.version
-            self._draw(self.model)
+            self._drawn_version = self.state.version
+            self._draw(self.state)
 
-    def _draw(self, m: RunModel) -> None:
-        st, s = m.started, m.last_step
-        status = m.status
-        if status in ("starting", "running") and self.engine_gone and m.finished is None:
-            status = "crashed"
-        head = f"Run {self.run.run_id} · {status}"
-        if st:
-            head += " · " + run_text.header(st)
-            if self.trust_remote_code:
-                head += " · ⚠ trust_remote_code ON"
-        self.query_one("#run-title", Label).update(head)
-        figures = "waiting for the first step…"
-        if s:
-            figures = (f"step {s.step}/{s.total_steps}  epoch {s.epoch:.2f}  loss {s.loss:.4f}  "
-                       f"lr {s.learning_rate:.3g}\ntokens/s {s.tokens_per_s:,.0f}  elapsed {duration(s.elapsed_s)}"
-                       f"  ETA {duration(s.eta_s)}")
+    def _draw(self, m: RunState) -> None:
+        self.query_one("#run-title", Label).update(
+            run_text.title(self.run.run_id, m.shown_status, m.started, self.trust_remote_code))
+        figures = run_text.step_line(m.last_step, lines=2) if m.last_step else "waiting for the first step…"
         if m.last_eval:
-            figures += f"\neval loss {m.last_eval.eval_loss:.4f}  perplexity {m.last_eval.perplexity:.2f}"
+            figures += "\n" + run_text.eval_line(m.last_eval)
         self.query_one("#figures", Static).update(figures)
         self.query_one("#progress", ProgressBar).update(progress=m.progress)
         self.query_one("#gauges", Static).update(self._gauges(m))
         self.query_one("#loss-plot", CurvePlot).redraw()
         self.query_one("#lr-plot", CurvePlot).redraw()
         log = self.query_one("#log", RichLog)
-        from rich.text import Text
-
         for level, message in m.new_logs(self._logs_seen):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
         self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
 
     @staticmethod
-    def _bar(fraction: float, width: int = 20) -> str:
-        filled = int(round(max(0.0, min(1.0, fraction)) * width))
-        return "█" * filled + "░" * (width - filled)
-
-    def _gauges(self, m: RunModel) -> str:
-        sys_ = m.system
-        if sys_ is None:
-            return "system: waiting for a sample"
+    def _gauges(m: RunState) -> Text:
+        shown = gauges(m.system)
+        if not shown:
+            return Text("system: waiting for a sample")
+        width = max(len(g.label) for g in shown)
         lines = []
-        for g in sys_.gpus:
-            used, total = g.get("memory_used_mb", 0), g.get("memory_total_mb", 1) or 1
-            lines.append(f"GPU{g.get('index', 0)} mem {self._bar(used / total)} {used / 1024:.1f}/{total / 1024:.1f}"
-                         f" GiB\n     util {self._bar(g.get('utilization', 0) / 100)} {g.get('utilization', 0):.0f}%")
-        if not sys_.gpus:
-            lines.append(f"CPU  {self._bar(min(sys_.cpu_percent, 100) / 100)} {sys_.cpu_percent:.0f}%")
-            total = sys_.ram_total_mb or 1
-            lines.append(f"RAM  {self._bar(sys_.ram_used_mb / total)} {sys_.ram_used_mb / 1024:.1f}/"
-                         f"{total / 1024:.1f} GiB (engine RSS {sys_.rss_mb / 1024:.2f} GiB)")
-        return "\n".join(lines)
+        for g in shown:
+            filled = int(round(g.fraction * 20))
+            lines.append(f"{g.label:<{width}} {'█' * filled}{'░' * (20 - filled)} {g.text}")
+        return Text("\n".join(lines))
 
     @staticmethod
     def _summary(summary: dict[str, Any]) -> str:
@@ -152,22 +129,19 @@ class RunScreen(Screen[None]):
         return f"[b]Run {escape(rows[0][1])}[/b] · {escape(figures)}\nconvergence: {escape(dict(rows)['convergence'])}"
 
     def action_cancel_run(self) -> None:
-        with self.lock:
-            if self.model.finished is not None:
+        with self.state_lock:
+            if self.state.finished is not None:
                 self.notify("the run has already ended")
                 return
 
         def decided(yes: bool | None) -> None:
             if not yes:
                 return
-            if self.process is not None:
-                self.process.cancel()
+            refusal = self.run.cancel()
+            if refusal:
+                self.notify(refusal, severity="warning")
             else:
-                pid = int(self.run.engine_info().get("pid") or 0)
-                if not (self.run.engine_alive() and cancel_pid(pid)):
-                    self.notify("the engine is not running", severity="warning")
-                    return
-            self.notify("cancelling: the engine saves a checkpoint and stops at the next step")
+                self.notify("cancelling: the engine saves a checkpoint and stops at the next step")
 
         self.app.push_screen(ConfirmScreen("Cancel this run? A checkpoint is saved first.", "Cancel run",
                                            "Keep training"), decided)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,8 +9,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from engine.run_store import RunDir, RunInfo, RunStore
-from lf_tui.formatting import shown_path
-from lf_tui.runs_table import COLUMNS, SORT_KEYS, matches, row, sort_runs
+from lf_tui.messages import OpenRun, ResumeRequested
+from lf_tui.present.formatting import shown_path
+from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, matches, problem_lines, row, sort_runs
 from lf_tui.widgets.dialogs import ConfirmScreen
 
 
@@ -47,8 +46,17 @@ class RunsScreen(Screen[None]):
         yield Label(id="runs-problems")
         yield Footer()
 
+    # typed accessors ----------------------------------------------------------
+    @property
+    def table(self) -> DataTable[str]:
+        return self.table
+
+    @property
+    def filter_input(self) -> Input:
+        return self.filter_input
+
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         table.add_column("✓", key="mark")
         for key, label, _ in COLUMNS:
             table.add_column(label, key=key)
@@ -63,10 +71,10 @@ class RunsScreen(Screen[None]):
 
     def _show(self, runs: list[RunInfo]) -> None:
         self.runs = runs
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         cursor_key = self.current_id
         table.clear()
-        text = self.query_one("#filter", Input).value
+        text = self.filter_input.value
         shown = sort_runs([r for r in runs if matches(r, text)], SORT_KEYS[self.sort_index], self.descending)
         for info in shown:
             table.add_row("✓" if info.run_id in self.marked else "", *row(info), key=info.run_id)
@@ -76,17 +84,21 @@ class RunsScreen(Screen[None]):
         self.query_one("#runs-title", Label).update(
             f"Runs in {shown_path(self.store.root)} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
             f"{arrow} · {len(self.marked)} marked (space), c compares")
-        problems = [f"{r.run_id}: {p}" for r in runs for p in r.problems]
-        lines = problems[:3] + ([f"… and {len(problems) - 3} more problem(s): `lf-tui runs` lists them all"]
-                                if len(problems) > 3 else [])
+        lines = problem_lines(runs, limit=3)
         if not runs:
             lines = [f"No runs yet in {shown_path(self.store.root)}. Start one: F1 → pick a method → Enter → Ctrl+R, "
                      "or `lf-tui quick-train -m lora` in a shell."]
         self.query_one("#runs-problems", Label).update("\n".join(lines))
 
     @property
+    def current(self) -> RunInfo | None:
+        """The run under the cursor."""
+        run_id = self.current_id
+        return next((r for r in self.runs if r.run_id == run_id), None)
+
+    @property
     def current_id(self) -> str | None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         if table.row_count == 0:
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
@@ -95,7 +107,7 @@ class RunsScreen(Screen[None]):
         self._show(self.runs)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.table.focus()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         key = str(event.column_key.value)
@@ -110,7 +122,7 @@ class RunsScreen(Screen[None]):
         self._show(self.runs)
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.filter_input.focus()
 
     def action_mark(self) -> None:
         run_id = self.current_id
@@ -130,40 +142,39 @@ class RunsScreen(Screen[None]):
 
     def action_open_run(self) -> None:
         if isinstance(self.focused, Input):
-            self.query_one("#runs", DataTable).focus()
+            self.table.focus()
             return
-        run_id = self.current_id
-        if run_id is not None:
-            info = next(r for r in self.runs if r.run_id == run_id)
-            self.app.open_run(RunDir(info.path))  # type: ignore[attr-defined]
+        info = self.current
+        if info is not None:
+            self.post_message(OpenRun(RunDir(info.path)))
 
     def action_resume(self) -> None:
         """Continue a cancelled or crashed run from its last checkpoint and watch it (all its segments)."""
-        run_id = self.current_id
-        if run_id is not None:
-            info = next(r for r in self.runs if r.run_id == run_id)
-            self.app.resume_run(RunDir(info.path))  # type: ignore[attr-defined]
+        info = self.current
+        if info is not None:
+            self.post_message(ResumeRequested(RunDir(info.path)))
 
     def action_delete(self) -> None:
-        run_id = self.current_id
-        if run_id is None:
+        info = self.current
+        if info is None:
             return
-        info = next(r for r in self.runs if r.run_id == run_id)
-        if info.status in ("running", "starting"):
-            self.notify("cancel the run before deleting it", severity="warning")
+        run = RunDir(info.path)
+        refusal = run.delete_refusal()
+        if refusal:
+            self.notify(refusal, severity="warning")
             return
 
         def decided(yes: bool | None) -> None:
             if yes:
-                shutil.rmtree(info.path, ignore_errors=True)
-                self.marked.discard(run_id)
-                self.notify(f"deleted {run_id}")
+                run.delete()
+                self.marked.discard(run.run_id)
+                self.notify(f"deleted {run.run_id}")
                 self.action_refresh()
 
-        self.app.push_screen(ConfirmScreen(f"Delete run {run_id} and all its files?", "Delete", "Keep"), decided)
+        self.app.push_screen(ConfirmScreen(f"Delete run {run.run_id} and all its files?", "Delete", "Keep"), decided)
 
     def action_back(self) -> None:
         if isinstance(self.focused, Input):
-            self.query_one("#runs", DataTable).focus()
+            self.table.focus()
         else:
             self.app.pop_screen()

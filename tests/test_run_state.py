@@ -6,10 +6,10 @@ from pathlib import Path
 
 from engine.protocol import Error, Eval, Finished, Log, RunStarted, Step, System
 from engine.run_store import RunInfo
-from lf_tui.config_diff import config_differences
 from lf_tui.curve import Curve
-from lf_tui.run_model import RunModel
-from lf_tui.runs_table import matches, row, sort_runs
+from lf_tui.present.config_diff import config_differences
+from lf_tui.present.runs_table import matches, row, sort_runs
+from lf_tui.run_state import RunState
 
 
 def test_curve_stays_bounded_and_spans_the_whole_run() -> None:
@@ -24,7 +24,7 @@ def test_curve_stays_bounded_and_spans_the_whole_run() -> None:
 
 
 def test_run_model_ingests_every_event_kind() -> None:
-    m = RunModel()
+    m = RunState()
     m.ingest(RunStarted(run_id="r", total_steps=10, nvml="NVML unavailable (x): reporting CPU and RAM only"))
     for step in range(1, 4):
         m.ingest(Step(step=step, loss=3.0 - step, learning_rate=1e-3, total_steps=10))

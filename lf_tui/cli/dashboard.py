@@ -5,15 +5,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lf_tui.cli.options import add_runs_dir
 
-def cmd_app(args: argparse.Namespace) -> int:
+
+def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add_runs_dir(root, root=True)
+    root.set_defaults(handler=run_app)
+    p = sub.add_parser("edit", help="open a config file in the TUI editor")
+    p.add_argument("path", help="config JSON file (created when missing)")
+    p.add_argument("--method", "-m", help="method for a new file")
+    add_runs_dir(p)
+    p.set_defaults(handler=run_edit)
+
+
+def run_app(args: argparse.Namespace) -> int:
     from lf_tui.app import LfTuiApp
 
     LfTuiApp(runs_dir=args.runs_dir).run()
     return 0
 
 
-def cmd_edit(args: argparse.Namespace) -> int:
+def run_edit(args: argparse.Namespace) -> int:
     from lf_tui.app import LfTuiApp
     from methods.catalogue import get_catalogue
 

@@ -1,0 +1,112 @@
+"""The CLI's view of a run as it trains: a Rich live panel or plain lines, then the summary or the error."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from queue import Empty, Queue
+from threading import Thread
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from engine.protocol import Event, Finished, UnsupportedProtocol
+from engine.run_store import exit_code
+from lf_tui.cli import console
+from lf_tui.present import run_text
+from lf_tui.run_state import RunState
+
+
+def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None] | None,
+          interrupt_text: str = "") -> int:
+    """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached."""
+    from rich.live import Live
+
+    out = console.out()
+    state = RunState(max_points=200)
+    interrupted = False
+    live = None if plain else Live(render(state), console=out, refresh_per_second=4, transient=False)
+    queue: Queue[Any] = Queue(maxsize=10000)
+    done = object()
+
+    def pump() -> None:  # reads in a thread so Ctrl-C never lands inside the reader
+        try:
+            for item in events:
+                queue.put(item)
+        except Exception as exc:  # surfaced to the main thread
+            queue.put(exc)
+        queue.put(done)
+
+    Thread(target=pump, name="event-reader", daemon=True).start()
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
+    try:
+        if live:
+            live.start()
+        while True:
+            if len(interrupts) > int(interrupted):
+                if on_interrupt is None or interrupted:
+                    out.print("detached; the run goes on")
+                    return 130
+                interrupted = True
+                out.print(interrupt_text)
+                on_interrupt()
+            try:
+                event = queue.get(timeout=0.2)
+            except Empty:
+                continue
+            if event is done:
+                break
+            if isinstance(event, UnsupportedProtocol):
+                out.print(f"[red]error:[/red] {event}")
+                return 1
+            if isinstance(event, Exception):
+                raise event
+            state.ingest(event)
+            if live:
+                live.update(render(state))
+            else:
+                line = run_text.event_line(event)
+                if line is not None:
+                    out.print(escape(line))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if live:
+            live.stop()
+    return _final(out, state)
+
+
+def _final(out: Console, state: RunState) -> int:
+    if state.error:
+        first, *rest = run_text.error_lines(state.error)
+        out.print(f"[red]{escape(first)}[/red]")
+        for line in rest:
+            out.print(f"  {escape(line)}")
+    if not isinstance(state.finished, Finished):
+        out.print("[red]the engine stopped without finishing (crashed); see engine.log in the run folder[/red]")
+        return 1
+    if state.last_step is not None:  # a run that failed before its first step has no figures to show
+        out.print(summary_table(state.finished.summary))
+    return exit_code(state.finished.status)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    rows = run_text.summary_rows(summary)
+    table = Table(title=f"Run {rows[0][1]}", show_header=False)
+    for label, value in rows[1:]:
+        table.add_row(label, value)
+    return table
+
+
+def render(state: RunState) -> Group:
+    table = Table.grid(padding=(0, 2))
+    table.add_row(run_text.header(state.started) if state.started else "starting…")
+    if state.last_step:
+        table.add_row(run_text.step_line(state.last_step))
+    if state.last_eval:
+        table.add_row(run_text.eval_line(state.last_eval))
+    table.add_row("  ".join(state.memory_lines()))
+    return Group(table, ProgressBar(total=1.0, completed=state.progress, width=60))

@@ -1,0 +1,68 @@
+"""`lf-tui methods`: the quick selection matrix and the use-case recommendations (the same words as the app)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("methods", help="the method selection matrix and recommendations")
+    p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    p.set_defaults(handler=run)
+
+
+def matrix_table() -> Table:
+    """Criteria down the side, one column per method, as the design document lays it out."""
+    from rich.table import Table
+
+    from lf_tui.present.methods_table import MATRIX_HEADERS, matrix_rows
+
+    rows = matrix_rows()
+    table = Table(title="Quick selection matrix")
+    table.add_column("Criteria", style="bold")
+    for _, cells in rows:
+        table.add_column(cells[0])
+    for i, label in enumerate(MATRIX_HEADERS[1:], start=1):
+        table.add_row(label, *[cells[i] for _, cells in rows])
+    return table
+
+
+def use_case_table() -> Table:
+    from rich.table import Table
+
+    from lf_tui.present.methods_table import USE_CASE_HEADERS, use_case_rows
+
+    table = Table(title="Use case recommendations")
+    for col in USE_CASE_HEADERS:
+        table.add_column(col)
+    for row in use_case_rows():
+        table.add_row(*row)
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    from lf_tui.cli import console
+    from methods.catalogue import get_catalogue
+
+    catalogue = get_catalogue()
+    if args.json:
+        out = {
+            "methods": [
+                {"name": m.name, "title": m.info.title, "summary": m.info.summary, "matrix": vars(m.info.matrix)}
+                for m in catalogue
+            ],
+            "use_cases": [dict(zip(("use_case", "primary", "secondary", "notes"), r)) for r in catalogue.use_case_table()],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    screen = console.out()
+    screen.print(matrix_table())
+    screen.print(use_case_table())
+    for m in catalogue:
+        screen.print(f"[bold]{m.name}[/bold]: {m.info.summary}")
+    return 0
