@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = ("tiny-llama",)
@@ -16,9 +16,34 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{% if m['role'] == 'assistant' %}</s>"
     "{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-TINY_CONFIG = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
-                   tie_word_embeddings=False, initializer_range=0.1)
+
+
+class TinySizes(TypedDict):
+    """The sizes of the built-in model (keyword arguments of LlamaConfig)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int
+    rms_norm_eps: float
+    tie_word_embeddings: bool
+    initializer_range: float
+
+
+class SpecialTokenIds(TypedDict):
+    """What a model config needs to match its tokenizer (keyword arguments of every *Config)."""
+
+    vocab_size: int
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int | None
+
+
+TINY_CONFIG = TinySizes(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
+                        tie_word_embeddings=False, initializer_range=0.1)
 
 
 def cache_dir() -> Path:
@@ -64,10 +89,10 @@ def tiny_tokenizer() -> Any:
     return tokenizer
 
 
-def special_token_ids(tokenizer: Any) -> dict[str, int]:
+def special_token_ids(tokenizer: Any) -> SpecialTokenIds:
     """vocab_size and the bos/eos/pad ids a model config needs to match `tokenizer`."""
-    return dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
+    return SpecialTokenIds(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
 
 
 def save_random_model(folder: Path, config: Any, tokenizer: Any, seed: int = 0) -> None:

@@ -18,7 +18,12 @@ def make_external_logger(monitoring: Any, run_id: str, config: dict[str, Any],
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(log_dir=os.path.join(monitoring.tensorboard_log_dir, run_id))
-            sinks.append(lambda m, s: [writer.add_scalar(k, v, s) for k, v in m.items()])
+
+            def to_tensorboard(metrics: dict[str, float], step: int) -> None:
+                for name, value in metrics.items():
+                    writer.add_scalar(name, value, step)
+
+            sinks.append(to_tensorboard)
             closers.append(writer.close)
             log("info", f"TensorBoard scalars go to {monitoring.tensorboard_log_dir}/{run_id}")
         except Exception as exc:

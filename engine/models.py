@@ -128,7 +128,7 @@ def load_tokenizer(cfg: MethodConfigBase) -> Any:
     return tokenizer
 
 
-def load_base_model(cfg: MethodConfigBase, runtime: Runtime, **kwargs: Any) -> Any:
+def load_base_model(cfg: MethodConfigBase, runtime: Runtime | None, **kwargs: Any) -> Any:
     """from_pretrained on a hub id or folder (safetensors preferred; remote code only when asked), its weights in
     base_weight_dtype() unless `dtype` is given."""
     from transformers import AutoModelForCausalLM

@@ -10,7 +10,8 @@ import torch
 
 def build_optimizer(model: Any, training: Any) -> torch.optim.Optimizer:
     """AdamW (default), SGD with momentum or Adafactor; no weight decay on norms and biases."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "norm" in name or name.endswith("bias") else decay).append(param)

@@ -189,9 +189,9 @@ def parse_event(line: str | bytes) -> Event:
     if not isinstance(data, dict):
         raise ProtocolError("not a JSON object")
     kind = data.get("type")
-    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ProtocolError(f"unknown event type {kind!r}")
+    cls = EVENT_TYPES[kind]
     del data["type"]
     for name in _FLOAT_FIELDS[kind]:
         if name in data and data[name] is None:

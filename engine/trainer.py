@@ -36,6 +36,19 @@ class Collate:
         return make_batch(self.examples, indices, self.mode, self.pad_id)
 
 
+class BatchIndices(torch.utils.data.Dataset[list[int]]):
+    """The batches of an epoch, each a list of example indices, as a map-style dataset for DataLoader workers."""
+
+    def __init__(self, batches: list[list[int]]):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> list[int]:
+        return self.batches[index]
+
+
 @dataclass
 class LoopState:
     """Where the loop is; saved in every checkpoint (trainer_state.json) and restored on resume."""
@@ -92,6 +105,8 @@ class Trainer:
         self.state = LoopState()
         self.guard = DivergenceGuard(cfg.monitoring.loss_spike_factor, self.state.recent_losses, self._kept_note)
         self._segment_start: float | None = None
+        self.close_external: Callable[[], None] | None = None  # closes the external metric sinks (set by the runner)
+        self.data_format = ""  # the training data's format, for the summary (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
         data = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.scaler)
@@ -284,7 +299,7 @@ class Trainer:
         from torch.utils.data import DataLoader
 
         # spawn, not fork: forking a process whose OpenMP pool and threads are running can deadlock the workers
-        return iter(DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, collate_fn=collate,
+        return iter(DataLoader(BatchIndices(batches), batch_size=None, shuffle=False, num_workers=workers, collate_fn=collate,
                                pin_memory=self.runtime.device.type == "cuda", multiprocessing_context="spawn",
                                generator=torch.Generator().manual_seed(0)))  # leaves the global RNG alone
 

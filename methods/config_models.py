@@ -99,9 +99,10 @@ def config_model_for(method_name: str, spec_model: type[MethodSpecific]) -> type
     """Build the full config model of a method: the base with a typed `method_specific`."""
     from pydantic import create_model
 
+    name_type: Any = Literal.__getitem__(method_name)  # Literal["<name>"] of a name known only at run time
     return create_model(
         f"{spec_model.__name__}Config",
         __base__=MethodConfigBase,
-        method_name=(Literal[method_name], Field(method_name, description="the fine-tuning method")),  # type: ignore[valid-type]
+        method_name=(name_type, Field(method_name, description="the fine-tuning method")),
         method_specific=(spec_model, Field(default_factory=spec_model)),
     )

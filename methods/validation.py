@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from methods.catalogue import Catalogue, get_catalogue
 from methods.config_models import MethodConfigBase
@@ -150,7 +151,7 @@ def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
     return info
 
 
-def _add_pydantic_error(report: Report, model: type[BaseModel], err: dict[str, Any]) -> None:
+def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetails) -> None:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     path = ""
     for part in loc:

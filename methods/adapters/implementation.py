@@ -67,13 +67,28 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
                      f"(looked for children named {ATTENTION_NAMES} and {MLP_NAMES})")
 
 
+def sublayer(layer: nn.Module, kind: str) -> nn.Module:
+    """The attention or MLP child of a decoder block; ValueError when it has none."""
+    name = sublayer_name(layer, kind)
+    if name is None:
+        raise ValueError(f"a {type(layer).__name__} decoder layer has no {kind} child (looked for "
+                         f"{ATTENTION_NAMES if kind == 'attention' else MLP_NAMES})")
+    return getattr(layer, name)
+
+
+def hidden_size(model: nn.Module) -> int:
+    """The width of the model's hidden states, from its Hugging Face config."""
+    config: Any = model.config
+    return int(config.hidden_size)
+
+
 def bottleneck_size(settings: dict[str, Any], hidden: int) -> int:
-    return settings.get("bottleneck_size") or max(1, hidden // settings["reduction_factor"])
+    return int(settings.get("bottleneck_size") or max(1, hidden // settings["reduction_factor"]))
 
 
 def insert(model: nn.Module, settings: dict[str, Any]) -> list[Bottleneck]:
     """Insert adapters per `settings` (the method_specific dict) and return them."""
-    hidden = model.config.hidden_size
+    hidden = hidden_size(model)
     size = bottleneck_size(settings, hidden)
     kinds = {"mlp": ["mlp"], "attention": ["attention"], "both": ["attention", "mlp"]}[settings["placement"]]
     dtype = next(model.parameters()).dtype
@@ -85,7 +100,7 @@ def insert(model: nn.Module, settings: dict[str, Any]) -> list[Bottleneck]:
                                  settings["init_scale"]).to(device=device, dtype=torch.float32 if dtype in (
                                      torch.float16, torch.bfloat16) else dtype)
             layer.add_module(f"adapter_{kind}", adapter)
-            getattr(layer, sublayer_name(layer, kind)).register_forward_hook(_hook(adapter))
+            sublayer(layer, kind).register_forward_hook(_hook(adapter))
             adapters.append(adapter)
     return adapters
 
@@ -95,7 +110,7 @@ def apply(model: nn.Module, cfg: Any, ctx: Any) -> nn.Module:
         param.requires_grad_(False)
     settings = cfg.method_specific.model_dump()
     insert(model, settings)
-    model.lf_adapter_settings = settings  # type: ignore[assignment]
+    model.lf_adapter_settings = settings
     return model
 
 
@@ -110,8 +125,8 @@ def save(model: nn.Module, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_file(adapter_state(model), str(folder / WEIGHTS_FILE))
     settings = dict(model.lf_adapter_settings)  # type: ignore[arg-type]
-    settings.update(adapter_type="bottleneck", hidden_size=model.config.hidden_size,
-                    resolved_bottleneck_size=bottleneck_size(settings, model.config.hidden_size))
+    hidden = hidden_size(model)
+    settings.update(adapter_type="bottleneck", hidden_size=hidden, resolved_bottleneck_size=bottleneck_size(settings, hidden))
     (folder / CONFIG_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 

@@ -40,7 +40,7 @@ def apply(model: Any, cfg: Any, ctx: Any) -> Any:
     head = _param_ids(model.get_output_embeddings()) if spec.freeze_lm_head else set()
     for name, param in model.named_parameters():
         train = True
-        if spec.train_layers is not None:
+        if spec.train_layers is not None and prefix is not None:  # (prefix is None was refused above)
             rest = name[len(prefix) + 1:] if name.startswith(f"{prefix}.") else ""
             index = rest.split(".", 1)[0]
             train = index.isdigit() and int(index) in spec.train_layers

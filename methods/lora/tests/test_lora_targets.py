@@ -11,9 +11,13 @@ from transformers.pytorch_utils import Conv1D
 from methods.lora import targets
 
 
+class Toy(nn.Module):
+    config: SimpleNamespace  # a plain attribute (nn.Module's own typing allows only tensors and modules)
+
+
 def toy(model_type: str, **layers: nn.Module) -> nn.Module:
     """A module tree with a `config.model_type`, one block holding `layers`, and an lm_head."""
-    model = nn.Module()
+    model = Toy()
     model.config = SimpleNamespace(model_type=model_type)
     model.blocks = nn.ModuleList([nn.ModuleDict(layers)])
     model.lm_head = nn.Linear(4, 8)
