@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from engine.event_follow import SegmentOpened, follow_events
 from engine.protocol import TERMINAL_TYPES, Event, EventReader
 from engine.run_lock import LOCKED_EXIT, RunLocked, is_locked
-from engine.run_store import ENGINE, LOG, RunDir
+from engine.run_store import ENGINE, LOG, RunDir, cancel_pid
 from lf_common.files import write_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-__all__ = ["EngineProcess", "SegmentOpened", "cancel_pid", "follow_events", "launch"]
+# what the UI needs of the light engine modules, re-exported so it imports only protocol, run_store and launcher
+__all__ = ["EngineProcess", "RunLocked", "SegmentOpened", "cancel_pid", "follow_events", "launch"]
 
 
 def engine_command(run: RunDir, events_fd: int | None, resume: bool = False) -> list[str]:
@@ -42,7 +43,7 @@ def engine_env() -> dict[str, str]:
 class EngineProcess:
     """A running engine: its events, and a way to cancel it."""
 
-    def __init__(self, run: RunDir, popen: subprocess.Popen[bytes], events: object | None):
+    def __init__(self, run: RunDir, popen: subprocess.Popen[bytes], events: IO[bytes] | None):
         self.run = run
         self.popen = popen
         self._events = events
@@ -71,7 +72,7 @@ class EngineProcess:
             return
         lines = 0
         try:
-            for line in _pipe_lines(self._events.fileno(), stop):  # type: ignore[attr-defined]
+            for line in _pipe_lines(self._events.fileno(), stop):
                 lines += 1
                 event = self.reader.feed(line)
                 if event is not None:
@@ -82,7 +83,7 @@ class EngineProcess:
             return  # detached: the pipe was closed on our side
         finally:
             try:
-                self._events.close()  # type: ignore[attr-defined]
+                self._events.close()
             except Exception:
                 pass
         if stop():
@@ -115,7 +116,8 @@ class EngineProcess:
         """Stop reading; the engine keeps running (stdin EOF is not a cancel)."""
         for stream in (self.popen.stdin, self._events):
             try:
-                stream.close()  # type: ignore[union-attr]
+                if stream is not None:
+                    stream.close()
             except Exception:
                 pass
 
@@ -196,12 +198,3 @@ def _segment_start(run: RunDir) -> int:
             return size + (0 if size == 0 or fh.read(1) == b"\n" else 1)  # the engine ends a half line first
     except FileNotFoundError:
         return 0
-
-
-def cancel_pid(pid: int) -> bool:
-    """Send SIGTERM (the engine treats it as cancel); False when the process is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False

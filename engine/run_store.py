@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 from engine.event_stats import scan
 from engine.protocol import Finished
-from engine.run_lock import is_locked
+from engine.run_lock import holder_pid, is_locked
 from lf_common.files import write_json
 from methods.secrets import SECRET_KEY, redact  # noqa: F401  (the store's redaction, re-exported)
 
@@ -20,10 +22,30 @@ ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
 CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
     "config.json", "meta.json", "engine.json", "events.jsonl", "summary.json", "engine.log")
 STARTING_GRACE_S = 60.0
+LIVE = ("running", "starting")  # statuses of a run whose engine is (or is about to be) training
+EXIT_CODES = {"completed": 0, "cancelled": 130}  # any other ending: 1
 
 
 class RunNotFound(LookupError):
     """No run matches the id or path."""
+
+
+class RunRefused(RuntimeError):
+    """The store refuses an operation on a run now (e.g. deleting a running one); the message says why."""
+
+
+def exit_code(status: str) -> int:
+    """The process exit code for a run that ended `status`: 0 completed, 130 cancelled, 1 otherwise."""
+    return EXIT_CODES.get(status, 1)
+
+
+def cancel_pid(pid: int) -> bool:
+    """Send SIGTERM (the engine treats it as cancel); False when the process is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def default_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -51,6 +73,17 @@ def as_time(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if number == number else 0.0  # NaN is not a time
+
+
+def as_pid(value: Any) -> int:
+    """A process id from a file we do not trust: 0 when it is not a positive whole number."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return 0
+    try:
+        pid = int(value)
+    except ValueError:
+        return 0
+    return pid if pid > 0 else 0
 
 
 def process_alive(pid: int, create_time: float | None) -> bool:
@@ -140,7 +173,48 @@ class RunDir:
         if is_locked(self.path):
             return True
         info = self.engine_info()
-        return process_alive(int(info.get("pid") or 0), info.get("create_time"))
+        return process_alive(as_pid(info.get("pid")), info.get("create_time"))
+
+    def engine_pid(self) -> int | None:
+        """The pid of this run's live engine (the recorded one, else the lock holder's), or None."""
+        info = self.engine_info()
+        pid = as_pid(info.get("pid"))
+        if process_alive(pid, info.get("create_time")):
+            return pid
+        if is_locked(self.path):
+            holder = holder_pid(self.path) or 0
+            return holder if process_alive(holder, None) else None
+        return None
+
+    def cancel(self) -> str | None:
+        """Ask this run's engine to cancel (it saves a checkpoint and stops at the next step boundary).
+
+        None when the engine was signalled; otherwise why nothing was done, in words for the user.
+        """
+        status = self.info().status
+        if status not in LIVE:
+            return f"run {self.run_id} is {status}, not running: nothing to cancel"
+        pid = self.engine_pid()
+        if pid is None or not cancel_pid(pid):
+            return f"could not signal the engine of run {self.run_id} (is it still starting? try again)"
+        return None
+
+    def delete_refusal(self) -> str | None:
+        """Why this run's folder must not be deleted now (its engine is live), or None when it may."""
+        status = self.info().status
+        if status in LIVE or self.engine_alive():
+            return f"run {self.run_id} is {status if status in LIVE else 'running'}: cancel the run before deleting it"
+        return None
+
+    def delete(self) -> None:
+        """Remove the run's folder and every file in it; RunRefused while its engine is live."""
+        refusal = self.delete_refusal()
+        if refusal is not None:
+            raise RunRefused(refusal)
+        try:
+            shutil.rmtree(self.path)
+        except FileNotFoundError:  # already gone (deleted from another window): the wish is fulfilled
+            pass
 
     def _mtime(self, name: str) -> float:
         try:

@@ -15,7 +15,7 @@ from engine.control import Control
 from engine.emitter import Emitter
 from engine.errors import Cancelled, Diverged, EngineError
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
-from engine.run_store import ENGINE, SUMMARY, RunDir
+from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
 from lf_common.files import write_json
 from methods.catalogue import get_catalogue
 from methods.validation import validate_config
@@ -221,4 +221,4 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     summary = finite_json(summary)  # strict JSON: a non-finite figure is null
     write_json(run.file(SUMMARY), summary)
     emitter.emit(Finished(status=status, summary=summary))
-    return {"completed": 0, "cancelled": 130}.get(status, 1)
+    return exit_code(status)
