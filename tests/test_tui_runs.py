@@ -187,7 +187,7 @@ async def test_a_garbage_run_opens_as_crashed(tmp_path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the garbage run's view")
         screen = app.screen
         assert screen.run.run_id == "garbage"
-        await wait_for(pilot, lambda: screen.engine_gone, what="the reader to give up on the dead run")
+        await wait_for(pilot, lambda: screen.state.engine_gone, what="the reader to give up on the dead run")
         await wait_for(pilot, lambda: screen._drawn_version == screen.state.version, what="a redraw")
         assert screen.state.loss.count == 0
         assert "crashed" in _label(app, "#run-title"), _label(app, "#run-title")

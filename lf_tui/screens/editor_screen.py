@@ -12,10 +12,11 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from lf_common.files import atomic_write_text
 from lf_tui.editor_state import EditorCheck, check_text, get_field, set_field
 from lf_tui.messages import StartRequested
 from lf_tui.widgets.dialogs import ConfirmScreen, PromptScreen
-from methods.config_file import ConfigInputError, atomic_write_text, read_config_text
+from methods.config_file import ConfigInputError, read_config_text
 
 DEBOUNCE_S = 0.3
 
@@ -47,7 +48,7 @@ class EditorScreen(Screen[None]):
     # typed accessors ----------------------------------------------------------
     @property
     def area(self) -> TextArea:
-        return self.area
+        return self.query_one("#config", TextArea)
 
     @property
     def issues(self) -> OptionList:
@@ -55,7 +56,7 @@ class EditorScreen(Screen[None]):
 
     @property
     def dataset_input(self) -> Input:
-        return self.dataset_input
+        return self.query_one("#dataset", Input)
 
     @property
     def dirty(self) -> bool:

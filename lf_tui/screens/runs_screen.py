@@ -49,11 +49,11 @@ class RunsScreen(Screen[None]):
     # typed accessors ----------------------------------------------------------
     @property
     def table(self) -> DataTable[str]:
-        return self.table
+        return self.query_one("#runs", DataTable)
 
     @property
     def filter_input(self) -> Input:
-        return self.filter_input
+        return self.query_one("#filter", Input)
 
     def on_mount(self) -> None:
         table = self.table
