@@ -34,10 +34,6 @@ class Method:
         return self.folder / "README.md"
 
     @property
-    def schema_path(self) -> Path:
-        return self.folder / "config_schema.json"
-
-    @property
     def defaults_path(self) -> Path:
         return self.folder / "defaults.json"
 

@@ -122,7 +122,7 @@ def test_installed_wheel_works_outside_the_source_tree(installed: Path, source_f
             assert method.folder.is_relative_to(site), method.folder
             for rel in {list(METHOD_FILES)!r}:
                 assert (method.folder / rel).is_file(), (method.name, rel)
-            json.loads(method.schema_path.read_text()); method.defaults()
+            json.loads((method.folder / "config_schema.json").read_text()); method.defaults()
         from engine.data_files import SAMPLE_DATASET
         from engine.builtin_model import ASSETS
         import tokenizers
