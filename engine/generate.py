@@ -11,8 +11,9 @@ from engine.data import ALPACA_PROMPT, prompt_ids, render_chat
 from engine.errors import EngineError
 from engine.models import load_tokenizer, resolve_runtime
 from engine.run_store import RunDir
-from engine.runner import MethodContext, load_model, load_run_config
+from engine.runner import EngineContext, load_run_config, place
 from methods.catalogue import get_catalogue
+from methods.contract import MethodImplementation
 
 
 def trained_weights(run: RunDir) -> Path:
@@ -33,15 +34,16 @@ def format_prompt(tokenizer: Any, prompt: str, data_format: str) -> str:
     return prompt
 
 
-def _base(cfg: Any, runtime: Any, impl: Any) -> Any:
-    ctx = MethodContext(cfg, runtime, lambda level, msg: None)
-    model = load_model(impl, cfg, runtime, ctx)
-    if not hasattr(impl, "load_model"):  # a method that loads the model itself also places it
-        model.to(runtime.device)
+def _base(cfg: Any, runtime: Any, impl: MethodImplementation) -> tuple[Any, EngineContext]:
+    ctx = EngineContext(cfg, runtime, lambda level, msg: None)
+    model = impl.load_model(cfg, ctx)
+    place(model, impl, runtime)
     return model, ctx
 
 
-def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: Any, runtime: Any) -> str:
+def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: MethodImplementation | None,
+           runtime: Any) -> str:
+    """Greedy completion of `text`: through the method's generate hook for its trained model (impl), else plainly."""
     ids = prompt_ids(tokenizer, text)  # as in training: exactly one BOS, even when the chat template renders it
     input_ids = torch.tensor([ids], device=runtime.device)
     enc = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
@@ -49,7 +51,7 @@ def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: Any
                   eos_token_id=tokenizer.eos_token_id)
     model.eval()
     with torch.no_grad():
-        if hasattr(impl, "generate") and hasattr(model, "peft_config"):
+        if impl is not None:
             out = impl.generate(model, enc["input_ids"], enc["attention_mask"], **kwargs)
         else:
             out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
@@ -64,9 +66,8 @@ def generate(run: RunDir, prompt: str, max_new_tokens: int = 32, compare_base: b
     data_format = (run.summary() or {}).get("data_format", "alpaca")
     text = format_prompt(tokenizer, prompt, data_format)
     base, ctx = _base(cfg, runtime, impl)
-    base_completion = greedy(base, tokenizer, text, max_new_tokens, impl, runtime) if compare_base else None
+    base_completion = greedy(base, tokenizer, text, max_new_tokens, None, runtime) if compare_base else None
     model = impl.load_trained(base, trained_weights(run), ctx)
-    if not hasattr(impl, "load_model"):
-        model.to(runtime.device)
+    place(model, impl, runtime)
     completion = greedy(model, tokenizer, text, max_new_tokens, impl, runtime)
     return {"prompt": prompt, "completion": completion, "base_completion": base_completion}

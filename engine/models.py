@@ -82,14 +82,14 @@ def resolve_runtime(cfg: MethodConfigBase) -> Runtime:
 
 
 def trains_base_weights(method_name: str) -> bool:
-    """A method's TRAINS_BASE_WEIGHTS flag (its implementation module says so; adapter methods do not)."""
+    """A method's trains_base_weights flag (its implementation says so; adapter methods do not)."""
     from methods.catalogue import get_catalogue
 
     try:
         impl = get_catalogue().get(method_name).implementation()
     except Exception:
         return False
-    return bool(getattr(impl, "TRAINS_BASE_WEIGHTS", False))
+    return impl.trains_base_weights
 
 
 def base_weight_dtype(method_trains_base: bool, runtime: Runtime | None, pure_bf16: bool) -> torch.dtype:

@@ -18,11 +18,13 @@ from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
 from lf_common.files import write_json
 from methods.catalogue import get_catalogue
+from methods.contract import MethodContext as ContractContext
+from methods.contract import MethodImplementation
 from methods.validation import validate_config
 
 
-class MethodContext:
-    """What a method implementation may use from the engine (methods import nothing of ours)."""
+class EngineContext(ContractContext):
+    """The engine's side of the method contract: logging, errors and model loading for one run."""
 
     def __init__(self, cfg: Any, runtime: Any, log: Any):
         from engine import models
@@ -52,36 +54,42 @@ def load_run_config(run: RunDir) -> Any:
     return resolved.config
 
 
+MethodContext = EngineContext  # the old name (tests build a context with it); the contract's is methods.contract
+
+
 def config_hash(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, Any]:
-    """Tokenizer, adapted model and the method's implementation module."""
+def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, MethodImplementation]:
+    """Tokenizer, adapted model and the method's implementation."""
     import torch
 
     from engine.models import load_tokenizer
 
     torch.manual_seed(cfg.training.seed)
     impl = get_catalogue().get(cfg.method_name).implementation()
-    ctx = MethodContext(cfg, runtime, log)
+    ctx = EngineContext(cfg, runtime, log)
     tokenizer = load_tokenizer(cfg)
-    model = load_model(impl, cfg, runtime, ctx)
-    if cfg.hardware.gradient_checkpointing and not getattr(impl, "HANDLES_GRADIENT_CHECKPOINTING", False):
+    model: Any = impl.load_model(cfg, ctx)
+    if cfg.hardware.gradient_checkpointing and not impl.handles_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
+        if hasattr(model, "enable_input_require_grads"):  # a transformers model feature, not a method hook
             model.enable_input_require_grads()
     model = impl.apply(model, cfg, ctx)
-    if not hasattr(impl, "load_model"):  # a method that loads the model itself also places it (device_map)
-        model.to(runtime.device)
+    place(model, impl, runtime)
     return tokenizer, model, impl
 
 
-def load_model(impl: Any, cfg: Any, runtime: Any, ctx: MethodContext) -> Any:
-    """The base model as the method wants it loaded (QLoRA quantises), else a plain from_pretrained."""
-    from engine.models import load_base_model
+def place(model: Any, impl: MethodImplementation, runtime: Any) -> None:
+    """Move the model to the run's device, unless the method's load_model placed it already (device_map)."""
+    if not impl.places_model:
+        model.to(runtime.device)
 
-    return impl.load_model(cfg, ctx) if hasattr(impl, "load_model") else load_base_model(cfg, runtime)
+
+def load_model(impl: MethodImplementation, cfg: Any, runtime: Any, ctx: ContractContext) -> Any:
+    """The base model as the method wants it loaded (QLoRA quantises; the contract's default loads it plainly)."""
+    return impl.load_model(cfg, ctx)
 
 
 def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launched_at: float | None = None) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from methods.config_models import MethodSpecific
+from methods.config_models import MethodConfigBase, MethodSpecific
 
 Readiness = Literal["yes", "partial", "no"]
 
@@ -32,6 +33,29 @@ class UseCase:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A finding of a method's own validation rule: a warning (or an error) at a config path."""
+
+    path: str
+    message: str
+    value: Any = None
+    hint: str = ""
+    severity: Literal["warning", "error"] = "warning"
+
+
+Rule = Callable[[MethodConfigBase], Iterable[Finding]]  # a method's validation rule, run on a config that validated
+
+
+@dataclass(frozen=True)
+class Demo:
+    """Settings under which the method visibly learns on the built-in tiny model in 15 steps (the engine tests use
+    them for every method in the catalogue)."""
+
+    learning_rate: float
+    method_specific: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class MethodInfo:
     """Everything the catalogue knows about a method without importing torch."""
 
@@ -44,3 +68,5 @@ class MethodInfo:
     lr_range: tuple[float, float]
     use_cases: tuple[UseCase, ...] = field(default_factory=tuple)
     demo_learning_rate: float | None = None  # quick-train on the built-in tiny model
+    rules: tuple[Rule, ...] = ()  # the method's own validation rules (the shared ones live in methods.validation)
+    demo: Demo | None = None  # how the catalogue-wide engine tests train it

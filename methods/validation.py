@@ -105,6 +105,9 @@ def validate_config(document: Any, method: str | None = None, text: str | None =
     _unknown_keys(report, spec.config_model, cfg, "")
     if resolved.config is not None:
         _rule_warnings(report, resolved.config, spec.info.lr_range, spec.info.title)
+        for finding in spec.check(resolved.config):  # the method's own rules, from its folder's spec
+            add = report.error if finding.severity == "error" else report.warn
+            add(finding.path, finding.message, finding.value, finding.hint)
     if report.errors:
         resolved.config = None
     return _placed(resolved, text)
@@ -202,15 +205,7 @@ def model_size_billions(name: str) -> float | None:
 
 
 def _rule_warnings(report: Report, cfg: MethodConfigBase, lr_range: tuple[float, float], title: str) -> None:
-    spec = cfg.method_specific
-    r, alpha = getattr(spec, "r", None), getattr(spec, "lora_alpha", None)
-    if r is not None and alpha is not None and alpha < r:
-        report.warn("method_specific.lora_alpha", f"lora_alpha ({alpha:g}) is less than r ({r})", alpha,
-                    "this scales the update down and may slow learning; 2 x r is usual")
-    size = model_size_billions(cfg.base_model)
-    if cfg.method_name == "qlora" and size and size >= 13 and not cfg.hardware.gradient_checkpointing:
-        report.warn("hardware.gradient_checkpointing", f"QLoRA on a {size:g}B model without gradient checkpointing",
-                    False, "activations may not fit; set hardware.gradient_checkpointing to true")
+    """The rules every method shares (a method's own rules are in its spec: Method.check)."""
     lo, hi = lr_range
     lr = cfg.training.learning_rate
     if lr < lo / 3 or lr > hi * 3:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from methods.contract import MethodContext, MethodImplementation
+
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -143,3 +145,19 @@ def load_trained(base_model: nn.Module, folder: Path, ctx: Any = None) -> nn.Mod
     if unexpected or any(".adapter_" in k for k in missing):
         raise ValueError(f"{folder}: adapter weights do not match the model (unexpected {unexpected[:3]})")
     return base_model
+
+
+class Adapters(MethodImplementation):
+    """Bottleneck adapters in plain PyTorch, saved as safetensors + JSON."""
+
+    def apply(self, model: nn.Module, cfg: Any, ctx: MethodContext) -> nn.Module:
+        return apply(model, cfg, ctx)
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        save(model, folder)
+
+    def load_trained(self, base_model: nn.Module, folder: Path, ctx: MethodContext | None = None) -> nn.Module:
+        return load_trained(base_model, folder, ctx)
+
+
+IMPLEMENTATION = Adapters()

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from methods.config_models import MethodSpecific
-from methods.method_info import MatrixRow, MethodInfo, UseCase
+from methods.method_info import Demo, MatrixRow, MethodInfo, UseCase
 
 
 class AdaptersSpecific(MethodSpecific):
@@ -32,5 +32,6 @@ METHOD = MethodInfo(
     spec_model=AdaptersSpecific,
     lr_range=(1e-5, 1e-2),
     demo_learning_rate=5e-3,
+    demo=Demo(learning_rate=1e-2),
     use_cases=(UseCase("Multiple Domains", "primary", "Hot-swappable setup"),),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TRAINS_BASE_WEIGHTS = True  # the base loads with fp32 master weights, or bf16 with hardware.pure_bf16 on a bf16 GPU
+from methods.contract import MethodContext, MethodImplementation
 
 
 def decoder_layer_prefix(model: Any) -> str | None:
@@ -60,3 +60,21 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(folder), dtype=base_model.dtype)
+
+
+class FullFinetune(MethodImplementation):
+    """Trains the base model's own weights (the chosen ones) and saves the whole model."""
+
+    trains_base_weights = True  # the base loads with fp32 master weights, or bf16 with hardware.pure_bf16 on a bf16 GPU
+
+    def apply(self, model: Any, cfg: Any, ctx: MethodContext) -> Any:
+        return apply(model, cfg, ctx)
+
+    def save(self, model: Any, folder: Path) -> None:
+        save(model, folder)
+
+    def load_trained(self, base_model: Any, folder: Path, ctx: MethodContext) -> Any:
+        return load_trained(base_model, folder, ctx)
+
+
+IMPLEMENTATION = FullFinetune()

@@ -7,7 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from methods.config_models import MethodSpecific
-from methods.method_info import MatrixRow, MethodInfo, UseCase
+from methods.method_info import Demo, MatrixRow, MethodInfo, UseCase
 
 
 class FullFinetuneSpecific(MethodSpecific):
@@ -30,6 +30,7 @@ METHOD = MethodInfo(
     spec_model=FullFinetuneSpecific,
     lr_range=(1e-6, 1e-4),
     demo_learning_rate=1e-3,
+    demo=Demo(learning_rate=2e-3),
     use_cases=(
         UseCase("Domain Specialization", "secondary"),
         UseCase("Maximum Quality", "primary", "Large dataset required"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from methods.lora import targets as lora_targets
+from methods.contract import MethodContext, MethodImplementation
+
+from . import targets as lora_targets
 
 
 def lora_config(spec: Any, target_modules: Any = None, fan_in_fan_out: bool | None = None) -> Any:
@@ -70,3 +72,19 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     from peft import PeftModel
 
     return PeftModel.from_pretrained(base_model, str(folder))
+
+
+class Lora(MethodImplementation):
+    """LoRA adapters through PEFT (the base frozen)."""
+
+    def apply(self, model: Any, cfg: Any, ctx: MethodContext) -> Any:
+        return apply(model, cfg, ctx)
+
+    def save(self, model: Any, folder: Path) -> None:
+        save(model, folder)
+
+    def load_trained(self, base_model: Any, folder: Path, ctx: MethodContext) -> Any:
+        return load_trained(base_model, folder, ctx)
+
+
+IMPLEMENTATION = Lora()

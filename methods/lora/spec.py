@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from collections.abc import Iterator
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field
 
-from methods.config_models import MethodSpecific
-from methods.method_info import MatrixRow, MethodInfo, UseCase
+from methods.config_models import MethodConfigBase, MethodSpecific
+from methods.method_info import Demo, Finding, MatrixRow, MethodInfo, UseCase
 
 
 class LoraSpecific(MethodSpecific):
@@ -26,6 +27,14 @@ class LoraSpecific(MethodSpecific):
     )
 
 
+def alpha_below_rank(cfg: MethodConfigBase) -> Iterator[Finding]:
+    """lora_alpha below r scales the low-rank update down."""
+    spec: Any = cfg.method_specific  # a LoraSpecific (or a subclass: QLoRA's)
+    if spec.lora_alpha < spec.r:
+        yield Finding("method_specific.lora_alpha", f"lora_alpha ({spec.lora_alpha:g}) is less than r ({spec.r})",
+                      spec.lora_alpha, "this scales the update down and may slow learning; 2 x r is usual")
+
+
 METHOD = MethodInfo(
     name="lora",
     title="LoRA",
@@ -35,6 +44,8 @@ METHOD = MethodInfo(
     spec_model=LoraSpecific,
     lr_range=(1e-5, 1e-3),
     demo_learning_rate=3e-3,
+    rules=(alpha_below_rank,),
+    demo=Demo(learning_rate=1e-2, method_specific={"target_modules": "all-linear"}),
     use_cases=(
         UseCase("General RAG Enhancement", "primary", "r=16, standard config"),
         UseCase("Domain Specialization", "primary", "r=32-64, all modules"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from methods.contract import MethodContext, MethodImplementation
+
 
 def apply(model: Any, cfg: Any, ctx: Any) -> Any:
     from peft import PrefixTuningConfig, get_peft_model
@@ -45,3 +47,22 @@ def generate(model: Any, input_ids: Any, attention_mask: Any, **kwargs: Any) -> 
     base = model.get_base_model()
     return base.generate(input_ids=input_ids, attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
                          cache=prefix_cache(model, batch), **kwargs)
+
+
+class PrefixTuning(MethodImplementation):
+    """Prefix tuning through PEFT, generating through the base model with the trained prefix as its cache."""
+
+    def apply(self, model: Any, cfg: Any, ctx: MethodContext) -> Any:
+        return apply(model, cfg, ctx)
+
+    def save(self, model: Any, folder: Path) -> None:
+        save(model, folder)
+
+    def load_trained(self, base_model: Any, folder: Path, ctx: MethodContext) -> Any:
+        return load_trained(base_model, folder, ctx)
+
+    def generate(self, model: Any, input_ids: Any, attention_mask: Any, **kwargs: Any) -> Any:
+        return generate(model, input_ids, attention_mask, **kwargs)
+
+
+IMPLEMENTATION = PrefixTuning()

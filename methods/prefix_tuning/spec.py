@@ -7,7 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from methods.config_models import MethodSpecific
-from methods.method_info import MatrixRow, MethodInfo, UseCase
+from methods.method_info import Demo, MatrixRow, MethodInfo, UseCase
 
 
 class PrefixTuningSpecific(MethodSpecific):
@@ -27,5 +27,6 @@ METHOD = MethodInfo(
     spec_model=PrefixTuningSpecific,
     lr_range=(1e-4, 5e-2),
     demo_learning_rate=1e-2,
+    demo=Demo(learning_rate=3e-2),
     use_cases=(UseCase("Rapid Prototyping", "primary", "Minimal parameters"),),
 )

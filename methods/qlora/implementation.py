@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from methods.contract import MethodContext, MethodImplementation
 from methods.lora import implementation as lora
-
-HANDLES_GRADIENT_CHECKPOINTING = True  # prepare_model_for_kbit_training enables it in apply()
 
 
 def compute_dtype(spec: Any, device_type: str) -> Any:
@@ -70,3 +69,25 @@ def save(model: Any, folder: Path) -> None:
 
 def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     return lora.load_trained(base_model, folder, ctx)
+
+
+class Qlora(MethodImplementation):
+    """LoRA on a quantised base: loads the base itself (on the run's device) and prepares it for k-bit training."""
+
+    handles_gradient_checkpointing = True  # prepare_model_for_kbit_training enables it in apply()
+    places_model = True  # load_model passes device_map
+
+    def load_model(self, cfg: Any, ctx: MethodContext) -> Any:
+        return load_model(cfg, ctx)
+
+    def apply(self, model: Any, cfg: Any, ctx: MethodContext) -> Any:
+        return apply(model, cfg, ctx)
+
+    def save(self, model: Any, folder: Path) -> None:
+        save(model, folder)
+
+    def load_trained(self, base_model: Any, folder: Path, ctx: MethodContext) -> Any:
+        return load_trained(base_model, folder, ctx)
+
+
+IMPLEMENTATION = Qlora()

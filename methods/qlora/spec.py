@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import Field
 
-from methods.lora.spec import LoraSpecific
-from methods.method_info import MatrixRow, MethodInfo, UseCase
+from methods.config_models import MethodConfigBase
+from methods.lora.spec import LoraSpecific, alpha_below_rank
+from methods.method_info import Demo, Finding, MatrixRow, MethodInfo, UseCase
 
 
 class QloraSpecific(LoraSpecific):
@@ -21,6 +23,16 @@ class QloraSpecific(LoraSpecific):
     lora_alpha: float = Field(128, gt=0, le=4096, description="LoRA scaling numerator; usually 2 x r")
 
 
+def large_model_without_checkpointing(cfg: MethodConfigBase) -> Iterator[Finding]:
+    """A 13B+ base in 4 bits still keeps full activations: without gradient checkpointing they may not fit."""
+    from methods.validation import model_size_billions
+
+    size = model_size_billions(cfg.base_model)
+    if size and size >= 13 and not cfg.hardware.gradient_checkpointing:
+        yield Finding("hardware.gradient_checkpointing", f"QLoRA on a {size:g}B model without gradient checkpointing",
+                      False, "activations may not fit; set hardware.gradient_checkpointing to true")
+
+
 METHOD = MethodInfo(
     name="qlora",
     title="QLoRA",
@@ -30,6 +42,8 @@ METHOD = MethodInfo(
     spec_model=QloraSpecific,
     lr_range=(1e-5, 1e-3),
     demo_learning_rate=3e-3,
+    rules=(alpha_below_rank, large_model_without_checkpointing),
+    demo=Demo(learning_rate=1e-2, method_specific={"target_modules": "all-linear", "r": 16, "lora_alpha": 32}),
     use_cases=(
         UseCase("General RAG Enhancement", "secondary"),
         UseCase("Memory Constrained", "primary", "4-bit quantization"),

@@ -1,0 +1,85 @@
+"""The method contract: what a method folder's implementation provides, and what the engine hands it (MethodContext).
+
+A method folder's implementation.py defines a subclass of `MethodImplementation` and exposes an instance of it as
+`IMPLEMENTATION`; the catalogue loads that file by path (`Method.implementation()`). The engine calls only what this
+module declares: the required hooks, the optional hooks (whose defaults here are what the engine does for a method
+that does not override them) and the flags. It imports no torch, not even for type checking (the UI imports the
+catalogue, and the layering contracts keep the ML stack out of the UI's import graph): `Model` and `Tensor` name
+the torch types the hooks take.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from methods.config_models import MethodConfigBase
+
+Model = Any  # a torch.nn.Module: a transformers model, or a PEFT one wrapping it
+Tensor = Any  # a torch.Tensor
+
+IMPLEMENTATION_ATTRIBUTE = "IMPLEMENTATION"  # the name implementation.py binds its MethodImplementation instance to
+
+
+class MethodContext(ABC):
+    """What a method implementation may use from the engine (methods import nothing of the engine's).
+
+    The engine provides the concrete context (engine.runner.EngineContext); `cfg` is the validated config and
+    `runtime` the engine's resolved runtime (its `.device` is the torch device the run trains on).
+    """
+
+    cfg: MethodConfigBase
+    runtime: Any
+
+    @abstractmethod
+    def log(self, message: str, level: str = "info") -> None:
+        """Report a line to the run's event stream."""
+
+    @abstractmethod
+    def fail(self, kind: str, message: str, hint: str = "") -> Exception:
+        """An error the run reports as `kind` with `hint` (the method raises it)."""
+
+    @abstractmethod
+    def load_base_model(self, **kwargs: Any) -> Model:
+        """The config's base model, as the engine loads it; kwargs go to from_pretrained (quantisation, device_map)."""
+
+    @abstractmethod
+    def check_target_modules(self, model: Model, target: str | list[str]) -> None:
+        """Fail clearly when `target` names modules `model` does not have."""
+
+
+class MethodImplementation(ABC):
+    """A fine-tuning method as the engine drives it: build (load_model -> apply), train, save, reload, generate."""
+
+    # Flags (class attributes; a subclass sets the ones that differ).
+    trains_base_weights: ClassVar[bool] = False
+    """The method updates the base model's own weights (the base then loads with fp32 master weights on a GPU)."""
+    handles_gradient_checkpointing: ClassVar[bool] = False
+    """apply() enables gradient checkpointing itself when the config asks; else the engine enables it before apply()."""
+    places_model: ClassVar[bool] = False
+    """load_model() already puts the model on the run's device (device_map); else the engine moves it after apply()."""
+
+    # Required hooks.
+    @abstractmethod
+    def apply(self, model: Model, cfg: Any, ctx: MethodContext) -> Model:
+        """Adapt the loaded base model for training (freeze, wrap, insert modules); returns the model to train."""
+
+    @abstractmethod
+    def save(self, model: Model, folder: Path) -> None:
+        """Write the trained weights (what load_trained reads) into `folder`: safetensors files."""
+
+    @abstractmethod
+    def load_trained(self, base_model: Model, folder: Path, ctx: MethodContext) -> Model:
+        """The trained model: `base_model` (loaded by load_model) with the weights save() wrote to `folder`."""
+
+    # Optional hooks: the defaults are the engine's usual behaviour.
+    def load_model(self, cfg: Any, ctx: MethodContext) -> Model:
+        """Load the base model before apply(); the default loads it as every method does."""
+        return ctx.load_base_model()
+
+    def generate(self, model: Model, input_ids: Tensor, attention_mask: Tensor,
+                 **kwargs: Any) -> Tensor:
+        """Generate from the trained model (the one load_trained returned); the default calls model.generate."""
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
