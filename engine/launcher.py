@@ -17,6 +17,8 @@ from engine.run_lock import LOCKED_EXIT, RunLocked, is_locked
 from engine.run_store import ENGINE, LOG, RunDir, cancel_pid
 from lf_common.files import write_json
 
+METHODS_PATH_ENV = "LF_TUI_METHODS_PATH"  # = methods.catalogue.METHODS_PATH_ENV (not imported: this module stays light)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # what the UI needs of the light engine modules, re-exported so it imports only protocol, run_store and launcher
 __all__ = ["EngineProcess", "RunLocked", "SegmentOpened", "cancel_pid", "follow_events", "launch"]
@@ -37,6 +39,9 @@ def engine_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"
+    if env.get(METHODS_PATH_ENV):  # the engine runs in PROJECT_ROOT: relative method roots must stay the same folders
+        env[METHODS_PATH_ENV] = os.pathsep.join(str(Path(p).expanduser().absolute()) if p.strip() else p
+                                                for p in env[METHODS_PATH_ENV].split(os.pathsep))
     return env
 
 

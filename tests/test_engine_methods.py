@@ -11,18 +11,26 @@ import torch
 
 from engine.protocol import EventReader, Finished, RunStarted, Step
 from engine.run_store import ENGINE, SUMMARY
+from methods.catalogue import get_catalogue
+from methods.method_info import Demo
 from tests.conftest import ROOT, make_config, train
 
-METHODS = ["lora", "qlora", "full_finetune", "adapters", "prefix_tuning"]
-LR = {"lora": 1e-2, "qlora": 1e-2, "full_finetune": 2e-3, "adapters": 1e-2, "prefix_tuning": 3e-2}
-SPECIFIC = {"lora": {"target_modules": "all-linear"}, "qlora": {"target_modules": "all-linear", "r": 16,
-                                                               "lora_alpha": 32}}
+
+def demo(method: str) -> Demo:
+    """The spec's demo settings (else its quick-train learning rate): each method says how it learns visibly."""
+    info = get_catalogue().get(method).info
+    if info.demo is not None:
+        return info.demo
+    assert info.demo_learning_rate, f"{method}'s spec declares neither demo nor demo_learning_rate"
+    return Demo(learning_rate=info.demo_learning_rate)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", get_catalogue().names())
 def test_method_trains_saves_and_generates(method: str, store, learnable_dataset) -> None:
-    cfg = make_config(method, training={"learning_rate": LR[method], "max_steps": 15, "lr_scheduler": "constant"},
-                      data={"eval_split": 0.2}, method_specific=SPECIFIC.get(method, {}))
+    settings = demo(method)
+    cfg = make_config(method, training={"learning_rate": settings.learning_rate, "max_steps": 15,
+                                        "lr_scheduler": "constant"},
+                      data={"eval_split": 0.2}, method_specific=dict(settings.method_specific))
     run, events, rc = train(store, cfg, learnable_dataset)
     assert rc == 0, (run.path / "engine.log").read_text()[-3000:]
     assert isinstance(events[0], RunStarted) and events[0].method == method
