@@ -59,7 +59,7 @@ class Demo:
 class MethodInfo:
     """Everything the catalogue knows about a method without importing torch."""
 
-    name: str
+    name: str  # the catalogue replaces it with the folder's name: a copied folder is a method of its own
     title: str
     summary: str
     order: int

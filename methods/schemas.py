@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from methods.catalogue import METHODS_DIR, Catalogue, get_catalogue
+from methods.catalogue import METHODS_DIR, Catalogue
 from methods.config_models import MethodConfigBase
 
 BASE_SCHEMA_ID = "base_schema.json"
@@ -54,8 +54,8 @@ def method_schema(catalogue: Catalogue, name: str) -> dict[str, Any]:
 
 
 def rendered() -> dict[str, str]:
-    """{path relative to methods/: file text} for every generated schema."""
-    catalogue = get_catalogue()
+    """{path relative to methods/: file text} for every generated schema (this package's methods, not extra roots)."""
+    catalogue = Catalogue.discover(METHODS_DIR)
     out = {BASE_SCHEMA_ID: json.dumps(base_schema(), indent=2) + "\n"}
     for method in catalogue:
         out[f"{method.name}/config_schema.json"] = json.dumps(method_schema(catalogue, method.name), indent=2) + "\n"
