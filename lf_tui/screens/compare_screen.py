@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
@@ -28,11 +29,12 @@ class CompareScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label(f"Comparing {len(self.runs)} runs (reading…)", id="compare-title", classes="title")
-        yield CurvePlot("training loss", id="compare-plot")
-        yield Label("Summary", classes="title")
-        yield DataTable(id="compare-summary", cursor_type="none")
-        yield Label("Config differences (only keys that differ)", classes="title")
-        yield DataTable(id="compare-config", cursor_type="none")
+        with VerticalScroll(id="compare-body"):  # a short terminal scrolls to the summary and the differences
+            yield CurvePlot("training loss", id="compare-plot")
+            yield Label("Summary", classes="title")
+            yield DataTable(id="compare-summary", cursor_type="none")
+            yield Label("Config differences (only keys that differ)", classes="title")
+            yield DataTable(id="compare-config", cursor_type="none")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -25,8 +25,7 @@ class MethodsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Quick selection matrix — pick a method (↑/↓), Enter opens its defaults in the editor",
-                    classes="title")
+        yield Label("Quick selection matrix: pick a method (↑/↓), Enter edits its defaults", classes="title")
         yield DataTable(id="matrix", cursor_type="row", zebra_stripes=True)
         yield Label("Use case recommendations", classes="title")
         yield DataTable(id="usecases", cursor_type="none", zebra_stripes=True)

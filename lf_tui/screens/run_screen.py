@@ -57,6 +57,9 @@ class RunScreen(Screen[None]):
         yield Static(id="summary")
         yield Footer()
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 32, "short")
+
     def on_mount(self) -> None:
         self.query_one("#loss-plot", CurvePlot).set_series([("loss", self.state.loss), ("eval", self.state.eval_loss)])
         self.query_one("#lr-plot", CurvePlot).set_series([("lr", self.state.lr)])
@@ -109,6 +112,7 @@ class RunScreen(Screen[None]):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
         self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
+        self.set_class(m.finished is not None, "ended")
 
     @staticmethod
     def _gauges(m: RunState) -> Text:

@@ -11,8 +11,20 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from engine.run_store import RunDir, RunInfo, RunStore
 from lf_tui.messages import OpenRun, ResumeRequested
 from lf_tui.present.formatting import shown_path
-from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, matches, problem_lines, row, sort_runs
+from lf_tui.present.runs_table import (
+    COLUMNS,
+    COMPACT_KEYS,
+    COMPACT_LABELS,
+    LABELS,
+    SORT_KEYS,
+    matches,
+    problem_lines,
+    row,
+    sort_runs,
+)
 from lf_tui.widgets.dialogs import ConfirmScreen
+
+COMPACT_BELOW = 120  # columns: narrower terminals get the compact column set, as `lf-tui runs` does
 
 
 class RunsScreen(Screen[None]):
@@ -37,6 +49,7 @@ class RunsScreen(Screen[None]):
         self.runs: list[RunInfo] = []
         self.marked: set[str] = set()
         self.sort_index, self.descending = SORT_KEYS.index("started"), True
+        self.shown_keys: list[str] = SORT_KEYS
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -55,11 +68,27 @@ class RunsScreen(Screen[None]):
     def filter_input(self) -> Input:
         return self.query_one("#filter", Input)
 
+    def _columns(self) -> list[str]:
+        return COMPACT_KEYS if self.size.width < COMPACT_BELOW else SORT_KEYS
+
+    def _set_columns(self) -> None:
+        """(Re)build the table's columns for the terminal's width."""
+        keys, labels = (COMPACT_KEYS, COMPACT_LABELS) if self._columns() is COMPACT_KEYS else (SORT_KEYS, LABELS)
+        self.shown_keys = keys
+        table = self.table
+        table.clear(columns=True)
+        table.add_column("✓", key="mark")
+        for key in keys:
+            table.add_column(labels[key], key=key)
+
+    def on_resize(self) -> None:
+        if self._columns() != self.shown_keys:
+            self._set_columns()
+            self._show(self.runs)
+
     def on_mount(self) -> None:
         table = self.table
-        table.add_column("✓", key="mark")
-        for key, label, _ in COLUMNS:
-            table.add_column(label, key=key)
+        self._set_columns()
         self.action_refresh()
         self.set_interval(self.refresh_s, self.action_refresh)
         table.focus()
@@ -77,7 +106,7 @@ class RunsScreen(Screen[None]):
         text = self.filter_input.value
         shown = sort_runs([r for r in runs if matches(r, text)], SORT_KEYS[self.sort_index], self.descending)
         for info in shown:
-            table.add_row("✓" if info.run_id in self.marked else "", *row(info), key=info.run_id)
+            table.add_row("✓" if info.run_id in self.marked else "", *row(info, self.shown_keys), key=info.run_id)
         if cursor_key is not None and cursor_key in {r.run_id for r in shown}:
             table.move_cursor(row=table.get_row_index(cursor_key))
         arrow = "↓" if self.descending else "↑"
