@@ -106,6 +106,11 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             return False
 
+    @property
+    def running(self) -> bool:
+        """The engine process has not exited."""
+        return self.popen.poll() is None
+
     def cancel(self) -> None:
         """Ask the engine to stop at the next step boundary (it saves a checkpoint)."""
         try:

@@ -24,6 +24,7 @@ CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
 STARTING_GRACE_S = 60.0
 LIVE = ("running", "starting")  # statuses of a run whose engine is (or is about to be) training
 EXIT_CODES = {"completed": 0, "cancelled": 130}  # any other ending: 1
+INTERRUPTED = EXIT_CODES["cancelled"]  # a viewer stopped by Ctrl-C (or detached) exits as a cancelled run does
 
 
 class RunNotFound(LookupError):

@@ -47,7 +47,12 @@ class LfTuiApp(App[None]):
     # navigation -----------------------------------------------------------
     @on(OpenEditor)
     def open_editor(self, message: OpenEditor) -> None:
-        self.push_screen(EditorScreen(message.method, message.template.read_text(encoding="utf-8")))
+        try:
+            text = message.template.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # a method folder from LF_TUI_METHODS_PATH may lack it
+            self.notify(f"{message.template}: cannot read it ({exc})", severity="error", timeout=10)
+            return
+        self.push_screen(EditorScreen(message.method, text))
 
     def open_file(self, path: Path, method: str) -> None:
         """`lf-tui edit PATH`: the file, or the method's defaults to be saved there when it does not exist."""

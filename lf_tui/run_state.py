@@ -41,6 +41,11 @@ class RunState:
         self.logs.append((level, message))
         self.logs_total += 1
 
+    def note(self, level: str, message: str) -> None:
+        """A line from the viewer itself (not the engine) in the log tail; views redraw for it."""
+        self._log(level, message)
+        self.version += 1
+
     def new_logs(self, seen_total: int) -> list[tuple[str, str]]:
         """Log lines added since `seen_total` (those still in the tail)."""
         fresh = min(self.logs_total - seen_total, len(self.logs))

@@ -58,3 +58,29 @@ def test_shown_path_is_relative_inside_the_working_directory(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert shown_path(tmp_path / "runs") == "runs" and shown_path("runs") == "runs"
     assert shown_path("/elsewhere/runs") == "/elsewhere/runs" and shown_path(tmp_path) == "."
+
+
+def test_one_compact_rule_for_both_runs_tables() -> None:
+    from lf_tui.present.runs_table import COMPACT_KEYS, SORT_KEYS, columns_for
+
+    assert columns_for(80)[0] == COMPACT_KEYS and columns_for(80)[1]["final_loss"] == "loss"
+    assert columns_for(160)[0] == SORT_KEYS and columns_for(160)[1]["final_loss"] == "final loss"
+
+
+def test_a_viewer_note_makes_views_redraw() -> None:
+    from lf_tui.run_state import RunState
+
+    state = RunState()
+    before = state.version
+    state.note("error", "cannot read events: boom")
+    assert state.version == before + 1 and state.new_logs(0) == [("error", "cannot read events: boom")]
+
+
+def test_one_line_memory_view_is_built_from_the_gauges() -> None:
+    from lf_tui.present.gauges import memory_lines
+
+    assert memory_lines(System(cpu_percent=50, rss_mb=512, ram_used_mb=6144, ram_total_mb=24576)) == [
+        "CPU 50%  RAM 6.0/24.0 GiB (engine RSS 0.50 GiB)"]
+    gpus = [{"index": 0, "memory_used_mb": 1024, "memory_total_mb": 2048, "utilization": None},
+            {"index": 1, "memory_used_mb": 0, "memory_total_mb": 2048, "utilization": 5}]
+    assert memory_lines(System(gpus=gpus)) == ["GPU0 1.0/2.0 GiB  util 0%", "GPU1 0.0/2.0 GiB  util 5%"]

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        return 130
+        from engine.run_store import INTERRUPTED
+
+        return INTERRUPTED
     except BrokenPipeError:
         return 0
 

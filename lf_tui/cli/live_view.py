@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from engine.protocol import Event, Finished, UnsupportedProtocol
-from engine.run_store import exit_code
+from engine.run_store import INTERRUPTED, exit_code
 from lf_tui.cli import console
 from lf_tui.present import run_text
 from lf_tui.run_state import RunState
@@ -50,7 +50,7 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
             if len(interrupts) > int(interrupted):
                 if on_interrupt is None or interrupted:
                     out.print("detached; the run goes on")
-                    return 130
+                    return INTERRUPTED
                 interrupted = True
                 out.print(interrupt_text)
                 on_interrupt()
@@ -95,7 +95,7 @@ def _final(out: Console, state: RunState) -> int:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     rows = run_text.summary_rows(summary)
-    table = Table(title=f"Run {rows[0][1]}", show_header=False)
+    table = Table(title=run_text.summary_title(summary), show_header=False)
     for label, value in rows[1:]:
         table.add_row(label, value)
     return table

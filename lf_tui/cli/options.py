@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def add_runs_dir(p: argparse.ArgumentParser, *, root: bool = False) -> None:
     """`--runs-dir`; on a command it overrides the one given before the command only when given."""
     p.add_argument("--runs-dir", help="run store folder (default: $LF_TUI_RUNS_DIR or ./runs)",
-                   **({"default": None} if root else {"default": argparse.SUPPRESS}))
+                   default=None if root else argparse.SUPPRESS)
 
 
 def add_training_inputs(p: argparse.ArgumentParser) -> None:

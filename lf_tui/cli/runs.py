@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.run_store import RunStore
     from lf_tui.cli import console
     from lf_tui.present.formatting import shown_path
-    from lf_tui.present.runs_table import COMPACT_KEYS, COMPACT_LABELS, LABELS, SORT_KEYS, problem_lines, row
+    from lf_tui.present.runs_table import COMPACT_KEYS, columns_for, problem_lines, row
 
     store = RunStore(args.runs_dir)
     runs = store.list()
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         out.print(f"no runs in {shown_path(store.root)}")
         return 0
-    compact = out.width < 120  # an 80-column SSH terminal: the columns that matter, no box
-    keys, labels = (COMPACT_KEYS, COMPACT_LABELS) if compact else (SORT_KEYS, LABELS)
+    keys, labels = columns_for(out.width)  # an 80-column SSH terminal: the columns that matter, no box
+    compact = keys is COMPACT_KEYS
     rows = [row(r, keys) for r in runs]
     table = Table(title=f"Runs in {shown_path(store.root)}", box=box.SIMPLE if compact else box.HEAVY_HEAD,
                   pad_edge=not compact)

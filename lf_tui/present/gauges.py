@@ -43,9 +43,8 @@ def memory_lines(system: System | None) -> list[str]:
     """The gauges as one line per device, for a one-line live view."""
     if system is None:
         return ["waiting for system sample"]
+    shown = {g.label: g for g in gauges(system)}
     if system.gpus:
-        return [f"GPU{g.get('index', i)} {g.get('memory_used_mb', 0) / 1024:.1f}/"
-                f"{g.get('memory_total_mb', 0) / 1024:.1f} GiB  util {g.get('utilization', 0):.0f}%"
-                for i, g in enumerate(system.gpus)]
-    return [f"CPU {system.cpu_percent:.0f}%  RSS {system.rss_mb / 1024:.2f} GiB  RAM {system.ram_used_mb / 1024:.1f}/"
-            f"{system.ram_total_mb / 1024:.1f} GiB"]
+        return [f"{label[:-4]} {g.text}  util {shown[label[:-4] + ' util'].text}"
+                for label, g in shown.items() if label.endswith(" mem")]
+    return [f"CPU {shown['CPU'].text}  RAM {shown['RAM'].text}"]

@@ -87,6 +87,11 @@ def _convergence(summary: dict[str, Any]) -> str:
     return f"{verdict}" + (f" ({conv['reason']})" if conv.get("reason") else "")
 
 
+def summary_title(summary: dict[str, Any]) -> str:
+    """The summary's heading: how the run ended."""
+    return f"Run {summary.get('status', '—')}"
+
+
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The end-of-run figures as (label, value) rows: the CLI's table, the run view and the comparison."""
     rows = [("status", str(summary.get("status", "—"))),

@@ -25,6 +25,12 @@ LABELS = {key: label for key, label, _ in COLUMNS}
 # an 80-column terminal: the columns that matter, whole; shorter labels
 COMPACT_KEYS = ["run", "method", "status", "steps", "final_loss", "duration"]
 COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
+COMPACT_BELOW = 120  # terminal columns
+
+
+def columns_for(width: int) -> tuple[list[str], dict[str, str]]:
+    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW)."""
+    return (COMPACT_KEYS, COMPACT_LABELS) if width < COMPACT_BELOW else (SORT_KEYS, LABELS)
 
 
 def matches(info: RunInfo, text: str) -> bool:

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
+from textual.worker import Worker, get_current_worker
 
 from engine.run_store import RunDir
 from lf_tui.present import run_text
@@ -43,9 +44,17 @@ class CompareScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def load(self) -> None:
         records = [replay_run(r) for r in self.runs]  # disk reads off the event loop
-        self.app.call_from_thread(self.show, records)
+        if not get_current_worker().is_cancelled:  # the screen was left meanwhile
+            self.app.call_from_thread(self.show, records)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.error is not None:
+            self.query_one("#compare-title", Label).update(f"Comparing {len(self.runs)} runs: cannot read them")
+            self.notify(f"cannot read the runs: {event.worker.error}", severity="error", timeout=10)
 
     def show(self, records: list[ReplayedRun]) -> None:
+        if not self.is_attached:
+            return
         self.records = records
         self.query_one("#compare-title", Label).update(f"Comparing {len(records)} runs")
         names = [r.run.run_id for r in records]

@@ -72,4 +72,10 @@ class MethodsScreen(Screen[None]):
     def action_readme(self) -> None:
         from lf_tui.widgets.dialogs import MarkdownScreen
 
-        self.app.push_screen(MarkdownScreen(self.selected.readme_path.read_text(encoding="utf-8")))
+        path = self.selected.readme_path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.notify(f"{path}: cannot read it ({exc})", severity="error")
+            return
+        self.app.push_screen(MarkdownScreen(text))

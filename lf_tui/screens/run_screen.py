@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.worker import Worker
 
 from engine.launcher import EngineProcess, follow_events
 from engine.run_store import RunDir
@@ -84,10 +85,10 @@ class RunScreen(Screen[None]):
                 self.state.engine_gone = self.state.finished is None and not self.run.engine_alive()
                 self.state.version += 1
 
-    def on_worker_state_changed(self, event: Any) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.error is not None:
             with self.state_lock:
-                self.state._log("error", f"cannot read events: {event.worker.error}")
+                self.state.note("error", f"cannot read events: {event.worker.error}")
 
     def redraw(self) -> None:
         with self.state_lock:
@@ -130,7 +131,8 @@ class RunScreen(Screen[None]):
     def _summary(summary: dict[str, Any]) -> str:
         rows = run_text.summary_rows(summary)
         figures = " · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence")
-        return f"[b]Run {escape(rows[0][1])}[/b] · {escape(figures)}\nconvergence: {escape(dict(rows)['convergence'])}"
+        convergence = escape(dict(rows)["convergence"])
+        return f"[b]{escape(run_text.summary_title(summary))}[/b] · {escape(figures)}\nconvergence: {convergence}"
 
     def action_cancel_run(self) -> None:
         with self.state_lock:
@@ -141,7 +143,11 @@ class RunScreen(Screen[None]):
         def decided(yes: bool | None) -> None:
             if not yes:
                 return
-            refusal = self.run.cancel()
+            if self.process is not None and self.process.running:
+                self.process.cancel()  # the engine this app started: through its pipe, even before engine.json
+                refusal = None
+            else:
+                refusal = self.run.cancel()
             if refusal:
                 self.notify(refusal, severity="warning")
             else:

@@ -8,23 +8,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
-from engine.run_store import RunDir, RunInfo, RunStore
+from engine.run_store import RunDir, RunInfo, RunRefused, RunStore
 from lf_tui.messages import OpenRun, ResumeRequested
 from lf_tui.present.formatting import shown_path
-from lf_tui.present.runs_table import (
-    COLUMNS,
-    COMPACT_KEYS,
-    COMPACT_LABELS,
-    LABELS,
-    SORT_KEYS,
-    matches,
-    problem_lines,
-    row,
-    sort_runs,
-)
+from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, columns_for, matches, problem_lines, row, sort_runs
 from lf_tui.widgets.dialogs import ConfirmScreen
-
-COMPACT_BELOW = 120  # columns: narrower terminals get the compact column set, as `lf-tui runs` does
 
 
 class RunsScreen(Screen[None]):
@@ -68,12 +56,9 @@ class RunsScreen(Screen[None]):
     def filter_input(self) -> Input:
         return self.query_one("#filter", Input)
 
-    def _columns(self) -> list[str]:
-        return COMPACT_KEYS if self.size.width < COMPACT_BELOW else SORT_KEYS
-
     def _set_columns(self) -> None:
-        """(Re)build the table's columns for the terminal's width."""
-        keys, labels = (COMPACT_KEYS, COMPACT_LABELS) if self._columns() is COMPACT_KEYS else (SORT_KEYS, LABELS)
+        """(Re)build the table's columns for the terminal's width (compact in a narrow one, as `lf-tui runs`)."""
+        keys, labels = columns_for(self.size.width)
         self.shown_keys = keys
         table = self.table
         table.clear(columns=True)
@@ -82,7 +67,7 @@ class RunsScreen(Screen[None]):
             table.add_column(labels[key], key=key)
 
     def on_resize(self) -> None:
-        if self._columns() != self.shown_keys:
+        if columns_for(self.size.width)[0] != self.shown_keys:
             self._set_columns()
             self._show(self.runs)
 
@@ -195,7 +180,11 @@ class RunsScreen(Screen[None]):
 
         def decided(yes: bool | None) -> None:
             if yes:
-                run.delete()
+                try:
+                    run.delete()
+                except (RunRefused, OSError) as exc:  # its engine started meanwhile, or the disk said no
+                    self.notify(f"cannot delete {run.run_id}: {exc}", severity="warning")
+                    return
                 self.marked.discard(run.run_id)
                 self.notify(f"deleted {run.run_id}")
                 self.action_refresh()
