@@ -103,6 +103,16 @@ async def confirm_discard(pilot: Pilot) -> None:
     await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="discard confirmation")
 
 
+async def prompt_base_model(pilot: Pilot) -> None:
+    """Ctrl+B in the editor: the one-line prompt for the base model, filled with the current one."""
+    from lf_tui.widgets.dialogs import PromptScreen
+
+    app = pilot.app
+    await editor_defaults(pilot)
+    await pilot.press("ctrl+b")
+    await _until(pilot, lambda: isinstance(app.screen, PromptScreen), what="base-model prompt")
+
+
 async def readme(pilot: Pilot) -> None:
     """v on the methods screen: the method's README in a dialog."""
     from textual.widgets import Markdown
@@ -200,6 +210,7 @@ TOUR = [
     Stop("editor_defaults", editor_defaults),
     Stop("editor_error", editor_with_error, screenshot="editor"),
     Stop("confirm_discard", confirm_discard),
+    Stop("prompt_base_model", prompt_base_model),
     Stop("readme", readme),
     Stop("runs", runs_list, screenshot="runs"),
     Stop("runs_empty", runs_empty, with_runs=False),
