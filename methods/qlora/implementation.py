@@ -8,6 +8,8 @@ from typing import Any
 from methods.contract import MethodContext, MethodImplementation
 from methods.lora import implementation as lora
 
+CPU_BLOCK = 64  # input features per 4-bit block in bitsandbytes' CPU kernels
+
 
 def compute_dtype(spec: Any, device_type: str) -> Any:
     import torch
@@ -50,7 +52,20 @@ def load_model(cfg: Any, ctx: Any) -> Any:
         bnb = BitsAndBytesConfig(load_in_8bit=True)
     ctx.log(f"loading the base model in {'4-bit ' + spec.bnb_4bit_quant_type if spec.load_in_4bit else '8-bit'}"
             f" (double quant {spec.bnb_4bit_use_double_quant}, compute {str(dtype).replace('torch.', '')})")
-    return ctx.load_base_model(quantization_config=bnb, device_map={"": device}, dtype=dtype)
+    model = ctx.load_base_model(quantization_config=bnb, device_map={"": device}, dtype=dtype)
+    if device.type == "cpu" and spec.load_in_4bit:
+        check_cpu_blocks(model, ctx)
+    return model
+
+
+def check_cpu_blocks(model: Any, ctx: Any) -> None:
+    """bitsandbytes' CPU 4-bit kernels work in blocks of 64 input features: refuse a narrower layer clearly."""
+    for name, module in model.named_modules():
+        width = getattr(module, "in_features", None)
+        if type(module).__name__ == "Linear4bit" and isinstance(width, int) and width % CPU_BLOCK:
+            raise ctx.fail("model", f"layer {name} has {width} input features, not a multiple of {CPU_BLOCK}: "
+                                    "bitsandbytes' CPU 4-bit kernels cannot run it",
+                           "use method 'lora' for this model (or train QLoRA on a CUDA GPU)")
 
 
 def apply(model: Any, cfg: Any, ctx: Any) -> Any:

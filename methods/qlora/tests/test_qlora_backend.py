@@ -29,3 +29,20 @@ def test_missing_backend_is_unsupported_hardware(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(EngineError) as info:
         built("qlora")
     assert info.value.kind == "unsupported_hardware" and "lora" in info.value.hint.lower()
+
+
+def test_a_layer_narrower_than_a_cpu_block_is_a_clear_model_error(tmp_path) -> None:
+    import transformers
+
+    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
+    from engine.models import resolve_runtime
+    from engine.runner import build
+    from tests.conftest import make_config
+
+    tokenizer = tiny_tokenizer()
+    config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=32, n_layer=1, n_head=4, n_positions=64)
+    save_random_model(tmp_path / "narrow", config, tokenizer)
+    cfg = make_config("qlora", base_model=str(tmp_path / "narrow"), hardware={"mixed_precision": "no"})
+    with pytest.raises(EngineError) as info:
+        build(cfg, resolve_runtime(cfg), lambda level, msg: None)
+    assert info.value.kind == "model" and "32 input features" in str(info.value) and "lora" in info.value.hint
