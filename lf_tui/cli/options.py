@@ -9,7 +9,6 @@ if TYPE_CHECKING:
     from engine.run_store import RunDir
 
 
-
 def add_runs_dir(p: argparse.ArgumentParser, *, root: bool = False) -> None:
     """`--runs-dir`; on a command it overrides the one given before the command only when given."""
     p.add_argument("--runs-dir", help="run store folder (default: $LF_TUI_RUNS_DIR or ./runs)",

@@ -17,6 +17,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 def run(args: argparse.Namespace) -> int:
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.run_store import RunStore
@@ -46,6 +47,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*cells)
     out.print(table)
     for line in problem_lines(runs):
-        run_id, _, problem = line.partition(": ")
-        out.print(f"[yellow]{run_id}[/yellow]: {problem}")
+        out.print(escape(line), style="yellow")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from methods.contract import MethodContext, MethodImplementation
+from methods.contract import MethodImplementation
 from methods.lora import implementation as lora
 
 CPU_BLOCK = 64  # input features per 4-bit block in bitsandbytes' CPU kernels
@@ -92,17 +92,11 @@ class Qlora(MethodImplementation):
     handles_gradient_checkpointing = True  # prepare_model_for_kbit_training enables it in apply()
     places_model = True  # load_model passes device_map
 
-    def load_model(self, cfg: Any, ctx: MethodContext) -> Any:
-        return load_model(cfg, ctx)
-
-    def apply(self, model: Any, cfg: Any, ctx: MethodContext) -> Any:
-        return apply(model, cfg, ctx)
-
-    def save(self, model: Any, folder: Path) -> None:
-        save(model, folder)
-
-    def load_trained(self, base_model: Any, folder: Path, ctx: MethodContext) -> Any:
-        return load_trained(base_model, folder, ctx)
+    # the hooks are this module's functions (the method's tests call them directly)
+    load_model = staticmethod(load_model)
+    apply = staticmethod(apply)
+    save = staticmethod(save)
+    load_trained = staticmethod(load_trained)
 
 
 IMPLEMENTATION = Qlora()
