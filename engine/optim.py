@@ -8,21 +8,34 @@ from typing import Any
 import torch
 
 
-def build_optimizer(model: Any, training: Any) -> torch.optim.Optimizer:
-    """AdamW (default), SGD with momentum or Adafactor; no weight decay on norms and biases."""
+def optimizer_class(training: Any) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The optimizer class training.optimizer names and its keyword arguments (lr, weight_decay, its settings)."""
+    kwargs: dict[str, Any] = {"lr": training.learning_rate, "weight_decay": training.weight_decay}
+    if training.optimizer == "sgd":
+        return torch.optim.SGD, {**kwargs, "momentum": 0.9}
+    if training.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor, {**kwargs, "relative_step": False, "scale_parameter": False}
+    return torch.optim.AdamW, kwargs
+
+
+def build_optimizer(model: Any, training: Any, impl: Any = None, cfg: Any = None) -> torch.optim.Optimizer:
+    """The method's optimizer when it builds one (impl.build_optimizer), else AdamW (default), SGD with momentum
+    or Adafactor over the trainable parameters, with no weight decay on norms and biases."""
+    cls, kwargs = optimizer_class(training)
+    if impl is not None:
+        own = impl.build_optimizer(model, cfg, cls, **kwargs)
+        if own is not None:
+            return own
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "norm" in name or name.endswith("bias") else decay).append(param)
-    groups = [{"params": decay, "weight_decay": training.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if training.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=training.learning_rate, momentum=0.9)
-    if training.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
-
-        return Adafactor(groups, lr=training.learning_rate, relative_step=False, scale_parameter=False)
-    return torch.optim.AdamW(groups, lr=training.learning_rate)
+    weight_decay = kwargs.pop("weight_decay")
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return cls(groups, **kwargs)
 
 
 def scheduler_name(training: Any) -> str:
@@ -40,6 +53,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, training: Any, total_steps
 
     return get_scheduler(scheduler_name(training), optimizer, num_warmup_steps=training.warmup_steps,
                          num_training_steps=total_steps)
+
+
+def planned_steps(n_examples: int, training: Any) -> int:
+    """The optimizer steps a run takes: training.max_steps when set, else epochs x steps per epoch."""
+    if training.max_steps > 0:
+        return int(training.max_steps)
+    return steps_per_epoch(n_examples, training.batch_size, training.gradient_accumulation_steps) * training.epochs
 
 
 def steps_per_epoch(n_examples: int, batch_size: int, accumulation: int) -> int:

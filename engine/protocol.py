@@ -84,6 +84,7 @@ class Step(Event):
     eta_s: float | None = None
     total_steps: int = 0
     tokens: int = 0  # cumulative real (non-padding) tokens trained on
+    method_metrics: dict[str, float] = field(default_factory=dict)  # the method's own figures (AdaLoRA: rank_budget)
 
 
 @dataclass(slots=True)

@@ -26,10 +26,11 @@ from methods.validation import validate_config
 class EngineContext(ContractContext):
     """The engine's side of the method contract: logging, errors and model loading for one run."""
 
-    def __init__(self, cfg: Any, runtime: Any, log: Any):
+    def __init__(self, cfg: Any, runtime: Any, log: Any, total_steps: int = 0):
         from engine import models
 
         self.cfg, self.runtime, self._log, self._models = cfg, runtime, log, models
+        self.total_steps = total_steps
 
     def log(self, message: str, level: str = "info") -> None:
         self._log(level, message)
@@ -61,16 +62,22 @@ def config_hash(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, MethodImplementation]:
+def build(cfg: Any, runtime: Any, log: Any, total_steps: int = 0) -> tuple[Any, Any, MethodImplementation]:
     """Tokenizer, adapted model and the method's implementation."""
-    import torch
-
     from engine.models import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg)
+    model, impl = build_model(cfg, runtime, log, total_steps)
+    return tokenizer, model, impl
+
+
+def build_model(cfg: Any, runtime: Any, log: Any, total_steps: int = 0) -> tuple[Any, MethodImplementation]:
+    """The base model adapted by the method (on the run's device), and the method's implementation."""
+    import torch
 
     torch.manual_seed(cfg.training.seed)
     impl = get_catalogue().get(cfg.method_name).implementation()
-    ctx = EngineContext(cfg, runtime, log)
-    tokenizer = load_tokenizer(cfg)
+    ctx = EngineContext(cfg, runtime, log, total_steps)
     model: Any = impl.load_model(cfg, ctx)
     if cfg.hardware.gradient_checkpointing and not impl.handles_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -78,7 +85,7 @@ def build(cfg: Any, runtime: Any, log: Any) -> tuple[Any, Any, MethodImplementat
             model.enable_input_require_grads()
     model = impl.apply(model, cfg, ctx)
     place(model, impl, runtime)
-    return tokenizer, model, impl
+    return model, impl
 
 
 def place(model: Any, impl: MethodImplementation, runtime: Any) -> None:
@@ -165,22 +172,24 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     from engine.data_cache import cached_prepare
     from engine.data_files import SAMPLE_DATASET
     from engine.external_loggers import make_external_logger
-    from engine.models import count_parameters, resolve_runtime
+    from engine.models import count_parameters, load_tokenizer, resolve_runtime
+    from engine.optim import planned_steps
     from engine.trainer import Trainer
 
     runtime = resolve_runtime(cfg)
     for note in runtime.notes:
         log("warning", note)
     t = time.perf_counter()
-    tokenizer, model, impl = build(cfg, runtime, log)
-    startup["model_s"] = round(time.perf_counter() - t, 3)
-    t = time.perf_counter()
+    tokenizer = load_tokenizer(cfg)
     meta = run.meta()
     data = cached_prepare(run.path.parent / ".cache" / "tokenized", tokenizer, meta.get("dataset") or str(SAMPLE_DATASET),
                           cfg, meta.get("eval_dataset"))
     startup["data_s"] = round(time.perf_counter() - t, 3)
     for note in data.notes:
         log("warning", note)
+    t = time.perf_counter()  # the data first: a method may schedule over the run's steps (AdaLoRA's rank budget)
+    model, impl = build_model(cfg, runtime, log, planned_steps(len(data.train), cfg.training))
+    startup["model_s"] = round(time.perf_counter() - t, 3)
     mode = pick_padding_reduction(cfg.training.padding_reduction, runtime.device.type)
     external, close_external = make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log)
     trainer = Trainer(model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit,
@@ -219,6 +228,8 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     peak = monitor.peak_gpu_mb or monitor.peak_rss_mb if monitor is not None else 0.0
     if trainer is not None:
         extra = {"data_format": trainer.data_format, **extra}
+        if state is not None and state.method_metrics:
+            extra["method_metrics"] = state.method_metrics  # the method's figures over time, a point per change
     # training time across every segment of a resumed run; before the loop started, this process's time
     elapsed = trainer.elapsed() if trainer is not None else time.perf_counter() - started
     summary = build_summary(status=status, total_steps=state.step if state else 0,

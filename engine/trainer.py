@@ -20,7 +20,7 @@ from engine.divergence import DivergenceGuard
 from engine.errors import Cancelled, Diverged
 from engine.loss import summed_loss, target_tokens
 from engine.models import Runtime
-from engine.optim import build_optimizer, build_scheduler, steps_per_epoch
+from engine.optim import build_optimizer, build_scheduler, planned_steps, steps_per_epoch
 from engine.protocol import Checkpoint, Eval, Event, Log, Step
 
 
@@ -66,6 +66,14 @@ class LoopState:
     evals_since_best: int = 0
     last_eval_step: int | None = None
     stopped_early: bool = False
+    # the method's figures over time (impl.after_optimizer_step): name -> [[step, value], ...], a point per change
+    method_metrics: dict[str, list[list[float]]] = field(default_factory=dict)
+
+    def record_method_metrics(self, figures: dict[str, float]) -> None:
+        for name, value in figures.items():
+            series = self.method_metrics.setdefault(name, [])
+            if not series or series[-1][1] != value:
+                series.append([self.step, value])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopState:
@@ -81,6 +89,7 @@ class _Window:
     tokens: int = 0
     start: float = field(default_factory=time.perf_counter)
     grad_norm: float | None = None
+    method_metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Trainer:
@@ -94,9 +103,9 @@ class Trainer:
         self.emit, self.control, self.checkpoints_dir, self.external_log = emit, control, checkpoints_dir, external_log
         t = cfg.training
         self.per_epoch = steps_per_epoch(len(train), t.batch_size, t.gradient_accumulation_steps)
-        self.total_steps = t.max_steps if t.max_steps > 0 else self.per_epoch * t.epochs
+        self.total_steps = planned_steps(len(train), t)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(model, t)
+        self.optimizer = build_optimizer(model, t, impl, cfg)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
         # Weights already in half precision (pure bf16): no autocast, and no fp16 loss scaling (it needs fp32 grads).
         self.half_weights = bool(self.params) and all(p.dtype in (torch.bfloat16, torch.float16) for p in self.params)
@@ -148,6 +157,9 @@ class Trainer:
             loss = loss_sum / max(total, 1)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             sums.append(loss_sum.detach())
+        penalty = self.impl.regularization(self.model)  # once per step, on top of the token-mean loss
+        if penalty is not None:
+            (self.scaler.scale(penalty) if self.scaler else penalty).backward()
         return float(torch.stack(sums).sum()), total  # one device sync per step
 
     def evaluate(self) -> float | None:
@@ -225,8 +237,9 @@ class Trainer:
                     loss_sum, n_targets = self.accumulate(micro)
                     step_loss = loss_sum / max(n_targets, 1)
                     self.guard.check_loss(step, step_loss)
-                    window.grad_norm = self._optimizer_step(step, t.max_grad_norm)
+                    window.grad_norm, window.method_metrics = self._optimizer_step(step, t.max_grad_norm)
                     st.step, st.batch_in_epoch = step, group_index + 1
+                    st.record_method_metrics(window.method_metrics)
                     n_tokens = sum(real_tokens(b) for b in micro)
                     st.tokens += n_tokens
                     window.tokens += n_tokens
@@ -287,8 +300,9 @@ class Trainer:
             self.impl.save(self.model, weights_dir)
             source, step = "final", st.step
             self.log("info", f"saved trained weights to {weights_dir}")
+        own = self.impl.summary(self.model)
         return {"final_eval_loss": final_eval, "best_eval_step": st.best_eval_step, "weights_step": step,
-                "weights_from": source, "stopped_early": st.stopped_early}
+                "weights_from": source, "stopped_early": st.stopped_early, **({"method": own} if own else {})}
 
     def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, torch.Tensor]]:
         """Collated batches in order; hardware.dataloader_num_workers > 0 collates in worker processes."""
@@ -303,8 +317,9 @@ class Trainer:
                                pin_memory=self.runtime.device.type == "cuda", multiprocessing_context="spawn",
                                generator=torch.Generator().manual_seed(0)))  # leaves the global RNG alone
 
-    def _optimizer_step(self, step: int, max_norm: float) -> float | None:
-        """Clip and step; without loss scaling a non-finite gradient norm is divergence (the update is skipped)."""
+    def _optimizer_step(self, step: int, max_norm: float) -> tuple[float | None, dict[str, float]]:
+        """Clip and step, then the method's per-step hook (gradients still there); returns the gradient norm and
+        the method's figures. Without loss scaling a non-finite gradient norm is divergence (no update)."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")))
@@ -315,8 +330,9 @@ class Trainer:
             self.guard.check_grad_norm(step, norm)
             self.optimizer.step()
         self.scheduler.step()
+        figures = self.impl.after_optimizer_step(self.model, step)
         self.optimizer.zero_grad(set_to_none=True)
-        return norm if math.isfinite(norm) else None
+        return (norm if math.isfinite(norm) else None), dict(figures)
 
     def _log_window(self, window: _Window, session_start_step: int) -> None:
         if not window.losses:
@@ -334,5 +350,5 @@ class Trainer:
                        loss=loss, learning_rate=lr, grad_norm=window.grad_norm,
                        tokens_per_s=window.tokens / max(now - window.start, 1e-9), elapsed_s=round(self.elapsed(), 3),
                        eta_s=None if eta is None else round(eta, 2), total_steps=self.total_steps,
-                       tokens=st.tokens))
+                       tokens=st.tokens, method_metrics=window.method_metrics))
         self.external_log({"train/loss": loss, "train/learning_rate": lr}, st.step)

@@ -32,6 +32,7 @@ class MethodContext(ABC):
 
     cfg: MethodConfigBase
     runtime: Any
+    total_steps: int = 0  # the optimizer steps the run will take (known before apply(); 0 outside training)
 
     @abstractmethod
     def log(self, message: str, level: str = "info") -> None:
@@ -78,6 +79,28 @@ class MethodImplementation(ABC):
     def load_model(self, cfg: Any, ctx: MethodContext) -> Model:
         """Load the base model before apply(); the default loads it as every method does."""
         return ctx.load_base_model()
+
+    def build_optimizer(self, model: Model, cfg: Any, optimizer_cls: type, **optimizer_kwargs: Any) -> Any:
+        """The optimizer for the model to train, or None (the default) for the engine's: `optimizer_cls` (AdamW,
+        SGD or Adafactor, as training.optimizer says) over the trainable parameters, no weight decay on norms and
+        biases. `optimizer_kwargs` hold lr, weight_decay and the class's own settings; a method that splits the
+        parameters into groups of its own (LoRA+: a higher learning rate for B) builds it here."""
+        return None
+
+    def regularization(self, model: Model) -> Tensor | None:
+        """A term added to each optimizer step's loss (AdaLoRA's orthogonality penalty); None (the default): none."""
+        return None
+
+    def after_optimizer_step(self, model: Model, step: int) -> dict[str, float]:
+        """Called after each optimizer step, while the gradients are still there (before zero_grad): the method
+        updates what it schedules (AdaLoRA's rank budget) and returns figures the step event carries (shown in the
+        run view and, first to last, in the summary). The default does nothing and reports nothing."""
+        return {}
+
+    def summary(self, model: Model) -> dict[str, Any]:
+        """Figures of the trained model the run's summary records under `method` (AdaLoRA: the final ranks); the
+        default records nothing."""
+        return {}
 
     def generate(self, model: Model, input_ids: Tensor, attention_mask: Tensor,
                  **kwargs: Any) -> Tensor:

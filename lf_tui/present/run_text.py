@@ -35,7 +35,29 @@ def step_fields(s: Step) -> list[tuple[str, str]]:
     """A step's figures as (label, value): step, epoch, loss, lr, tokens/s, elapsed, ETA."""
     return [("step", f"{s.step}/{s.total_steps}"), ("epoch", f"{s.epoch:.2f}"), ("loss", f"{s.loss:.4f}"),
             ("lr", f"{s.learning_rate:.3g}"), ("tokens/s", f"{s.tokens_per_s:,.0f}"),
-            ("elapsed", duration(s.elapsed_s)), ("ETA", duration(s.eta_s))]
+            ("elapsed", duration(s.elapsed_s)), ("ETA", duration(s.eta_s)),
+            *((metric_label(name), figure(value)) for name, value in s.method_metrics.items())]
+
+
+def metric_label(name: str) -> str:
+    """A method figure's name as shown: `rank_budget` -> `rank budget`."""
+    return name.replace("_", " ")
+
+
+def figure(value: Any) -> str:
+    """A method figure: whole numbers without decimals, others to 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def metric_history(points: list[list[float]]) -> str:
+    """A method figure over the run, from its [[step, value], ...] change points: `96 (step 1) → 64 (step 5) →
+    32 (step 9)`; more than four changes show the first two and the last."""
+    shown = [f"{figure(v)} (step {int(step)})" for step, v in points]
+    if len(shown) > 4:
+        shown = [*shown[:2], f"… {len(shown) - 3} more …", shown[-1]]
+    return " → ".join(shown) if shown else "—"
 
 
 def step_line(s: Step, lines: int = 1) -> str:
@@ -107,4 +129,10 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("stopped early", "yes: no better eval loss within the patience"))
     if summary.get("diverged_at_step") is not None:
         rows.append(("diverged at step", str(summary["diverged_at_step"])))
+    for name, points in (summary.get("method_metrics") or {}).items():
+        if isinstance(points, list):
+            rows.append((metric_label(name), metric_history(points)))
+    for name, value in (summary.get("method") or {}).items():
+        if isinstance(value, (int, float, str)):
+            rows.append((metric_label(name), figure(value)))
     return rows
