@@ -56,6 +56,15 @@ class Demo:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named variant of a method, switched on by its method_specific options (DoRA is LoRA with use_dora)."""
+
+    title: str
+    options: dict[str, Any] = field(hash=False)
+    summary: str
+
+
+@dataclass(frozen=True)
 class MethodInfo:
     """Everything the catalogue knows about a method without importing torch."""
 
@@ -70,3 +79,4 @@ class MethodInfo:
     demo_learning_rate: float | None = None  # quick-train on the built-in tiny model
     rules: tuple[Rule, ...] = ()  # the method's own validation rules (the shared ones live in methods.validation)
     demo: Demo | None = None  # how the catalogue-wide engine tests train it
+    variants: tuple[Variant, ...] = ()  # shown with the method in `lf-tui methods` and the methods screen
