@@ -35,6 +35,7 @@ class RunState:
         self.lr = Curve(self.max_points)
         self.eval_loss = Curve(self.max_points)
         self.logs: deque[tuple[str, str]] = deque(maxlen=self.log_lines)
+        self.method_metrics: dict[str, list[list[float]]] = {}  # the method's figures: name -> [[step, value]...]
         self.logs_total = 0
 
     def _log(self, level: str, message: str) -> None:
@@ -58,6 +59,10 @@ class RunState:
             self.last_step = event
             self.loss.append(event.step, event.loss)
             self.lr.append(event.step, event.learning_rate)
+            for name, value in event.method_metrics.items():  # a point per change, as the summary keeps them
+                series = self.method_metrics.setdefault(name, [])
+                if not series or series[-1][1] != value:
+                    series.append([event.step, value])
         elif isinstance(event, System):
             self.system = event
         elif isinstance(event, Eval):
@@ -71,6 +76,8 @@ class RunState:
                 self.segments += 1
                 for curve in (self.loss, self.lr, self.eval_loss):  # steps after the checkpoint are redone
                     curve.truncate(event.resumed_from_step)
+                for series in self.method_metrics.values():
+                    series[:] = [point for point in series if point[0] <= event.resumed_from_step]
                 self._log("info", f"resumed from step {event.resumed_from_step}")
             self.started = event
             if event.nvml and "unavailable" in event.nvml:  # why there are no GPU gauges

@@ -108,5 +108,7 @@ def render(state: RunState) -> Group:
         table.add_row(run_text.step_line(state.last_step))
     if state.last_eval:
         table.add_row(run_text.eval_line(state.last_eval))
+    for line in run_text.method_lines(state.method_metrics):
+        table.add_row(line)
     table.add_row("  ".join(state.memory_lines()))
     return Group(table, ProgressBar(total=1.0, completed=state.progress, width=60))

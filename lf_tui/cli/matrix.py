@@ -45,6 +45,19 @@ def use_case_table() -> Table:
     return table
 
 
+def variant_table() -> Table:
+    from rich.table import Table
+
+    from lf_tui.present.methods_table import VARIANT_HEADERS, variant_rows
+
+    table = Table(title="Variants (options of a method)")
+    for col in VARIANT_HEADERS:
+        table.add_column(col)
+    for row in variant_rows():
+        table.add_row(*row)
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     from lf_tui.cli import console
     from methods.catalogue import get_catalogue
@@ -53,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = {
             "methods": [
-                {"name": m.name, "title": m.info.title, "summary": m.info.summary, "matrix": vars(m.info.matrix)}
+                {"name": m.name, "title": m.info.title, "summary": m.info.summary, "matrix": vars(m.info.matrix),
+                 "variants": [{"title": v.title, "options": v.options, "summary": v.summary} for v in m.info.variants]}
                 for m in catalogue
             ],
             "use_cases": [dict(zip(("use_case", "primary", "secondary", "notes"), r)) for r in catalogue.use_case_table()],
@@ -63,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     screen = console.out()
     screen.print(matrix_table())
     screen.print(use_case_table())
+    if any(m.info.variants for m in catalogue):
+        screen.print(variant_table())
     for m in catalogue:
         screen.print(f"[bold]{m.name}[/bold]: {m.info.summary}")
     return 0

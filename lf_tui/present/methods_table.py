@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from methods.catalogue import Method, get_catalogue
-from methods.method_info import MatrixRow
+from methods.method_info import MatrixRow, Variant
 
 YES_NO = {True: "✔ yes", False: "✘ no"}
 READINESS = {"yes": "✔ yes", "partial": "◐ partial", "no": "✘ no"}
@@ -20,6 +21,7 @@ CRITERIA: list[tuple[str, Callable[[MatrixRow], str]]] = [
 ]
 MATRIX_HEADERS = ["Method", *(label for label, _ in CRITERIA)]
 USE_CASE_HEADERS = ["Use Case", "Primary Method", "Secondary Option", "Configuration Notes"]
+VARIANT_HEADERS = ["Method", "Variant", "Set in method_specific", "What it changes"]
 
 
 def matrix_cells(method: Method) -> list[str]:
@@ -36,7 +38,20 @@ def use_case_rows() -> list[tuple[str, str, str, str]]:
     return get_catalogue().use_case_table()
 
 
+def variant_options(variant: Variant) -> str:
+    """The options that switch a variant on, as a user writes them: `use_dora: true, use_rslora: true`."""
+    return ", ".join(f"{key}: {json.dumps(value)}" for key, value in variant.options.items())
+
+
+def variant_rows() -> list[tuple[str, str, str, str]]:
+    """(method, variant, options, summary) for every variant a method's spec declares, in catalogue order."""
+    return [(m.info.title, v.title, variant_options(v), v.summary) for m in get_catalogue() for v in m.info.variants]
+
+
 def method_blurb(method: Method) -> tuple[str, str]:
-    """A method's title and the line under it: summary and usual learning-rate range."""
+    """A method's title and the lines under it: summary, usual learning-rate range and its variants."""
     lo, hi = method.info.lr_range
-    return method.info.title, f"{method.info.summary}\nusual learning rate {lo:g}–{hi:g}"
+    text = f"{method.info.summary}\nusual learning rate {lo:g}–{hi:g}"
+    if method.info.variants:
+        text += "\nvariants: " + "; ".join(f"{v.title} ({variant_options(v)})" for v in method.info.variants)
+    return method.info.title, text

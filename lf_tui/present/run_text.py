@@ -60,6 +60,11 @@ def metric_history(points: list[list[float]]) -> str:
     return " → ".join(shown) if shown else "—"
 
 
+def method_lines(history: dict[str, list[list[float]]]) -> list[str]:
+    """The method's figures over the run so far (AdaLoRA's rank budget), one line each."""
+    return [f"{metric_label(name)}: {metric_history(points)}" for name, points in history.items() if points]
+
+
 def step_line(s: Step, lines: int = 1) -> str:
     """The step's figures on one line, or split over `lines` lines for a narrow panel."""
     parts = [f"{label} {value}" for label, value in step_fields(s)]

@@ -103,6 +103,7 @@ class RunScreen(Screen[None]):
         figures = run_text.step_line(m.last_step, lines=2) if m.last_step else "waiting for the first step…"
         if m.last_eval:
             figures += "\n" + run_text.eval_line(m.last_eval)
+        figures = "\n".join([figures, *map(escape, run_text.method_lines(m.method_metrics))])
         self.query_one("#figures", Static).update(figures)
         self.query_one("#progress", ProgressBar).update(progress=m.progress)
         self.query_one("#gauges", Static).update(self._gauges(m))
