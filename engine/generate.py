@@ -58,16 +58,30 @@ def greedy(model: Any, tokenizer: Any, text: str, max_new_tokens: int, impl: Met
     return tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def generate(run: RunDir, prompt: str, max_new_tokens: int = 32, compare_base: bool = False) -> dict[str, Any]:
+def load_trained_model(run: RunDir, before_weights: Any = None) -> tuple[Any, Any, MethodImplementation, Any]:
+    """(trained model, tokenizer, implementation, runtime) of a run, loaded as its method reloads it;
+    `before_weights(base, tokenizer, runtime)` runs on the plain base model before the trained weights go in."""
     cfg = load_run_config(run)
     runtime = resolve_runtime(cfg)
     impl = get_catalogue().get(cfg.method_name).implementation()
     tokenizer = load_tokenizer(cfg)
-    data_format = (run.summary() or {}).get("data_format", "alpaca")
-    text = format_prompt(tokenizer, prompt, data_format)
     base, ctx = _base(cfg, runtime, impl)
-    base_completion = greedy(base, tokenizer, text, max_new_tokens, None, runtime) if compare_base else None
+    if before_weights is not None:
+        before_weights(base, tokenizer, runtime)
     model = impl.load_trained(base, trained_weights(run), ctx)
     place(model, impl, runtime)
+    return model, tokenizer, impl, runtime
+
+
+def generate(run: RunDir, prompt: str, max_new_tokens: int = 32, compare_base: bool = False) -> dict[str, Any]:
+    data_format = (run.summary() or {}).get("data_format", "alpaca")
+    answers: dict[str, Any] = {"base_completion": None}
+
+    def ask_base(base: Any, tokenizer: Any, runtime: Any) -> None:
+        text = format_prompt(tokenizer, prompt, data_format)
+        answers["base_completion"] = greedy(base, tokenizer, text, max_new_tokens, None, runtime)
+
+    model, tokenizer, impl, runtime = load_trained_model(run, ask_base if compare_base else None)
+    text = format_prompt(tokenizer, prompt, data_format)
     completion = greedy(model, tokenizer, text, max_new_tokens, impl, runtime)
-    return {"prompt": prompt, "completion": completion, "base_completion": base_completion}
+    return {"prompt": prompt, "completion": completion, "base_completion": answers["base_completion"]}

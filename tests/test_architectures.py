@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from engine.errors import EngineError
 from engine.protocol import EventReader, Finished, RunStarted, Step
 from engine.run_store import RunDir, RunStore
+from methods.catalogue import get_catalogue
 from tests.conftest import make_config
 
 # widths are multiples of 64, as in every real model: 4-bit quantisation works in blocks of 64 input features
@@ -30,8 +32,10 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
 AUTO_TARGETS = {"llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"], "gpt2": ["c_attn"],
                 "gpt_neox": ["query_key_value"], "phi3": ["qkv_proj"], "mistral": ["q_proj", "v_proj"],
                 "gemma": ["q_proj", "v_proj"]}
-CASES = [(arch, method) for arch in ARCHITECTURES for method in ("lora", "adapters", "prefix_tuning")]
-CASES += [(arch, method) for arch in ("gpt2", "gpt_neox", "phi3") for method in ("full_finetune", "qlora")]
+EVERYWHERE = ("lora", "adapters", "prefix_tuning")  # on every architecture; every other method on the non-Llama ones
+NON_LLAMA = ("gpt2", "gpt_neox", "phi3")  # Conv1D and fused query-key-value layers, no q_proj/v_proj
+CASES = [(arch, method) for arch in ARCHITECTURES for method in EVERYWHERE]
+CASES += [(arch, method) for arch in NON_LLAMA for method in get_catalogue().names() if method not in EVERYWHERE]
 CASES += [("gpt2", "adapters-both"), ("gpt_neox", "adapters-both")]  # GPT-2 `attn`, GPT-NeoX `attention`
 
 
@@ -88,6 +92,29 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v for f in sorted(folder.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
 
 
+def is_peft_adapter(folder: Path) -> bool:
+    """A PEFT adapter folder (the in-house bottleneck adapters write an adapter_config.json of their own)."""
+    config = folder / "adapter_config.json"
+    return config.is_file() and "peft_type" in json.loads(config.read_text())
+
+
+def assert_stock_peft_reload(cfg: Any, run: RunDir) -> None:
+    """A PEFT adapter: PeftModel.from_pretrained on a fresh base gives the logits of the method's own reload (what
+    generate uses)."""
+    from peft import PeftModel
+
+    from engine.generate import load_trained_model
+    from engine.models import load_base_model
+
+    stock = PeftModel.from_pretrained(load_base_model(cfg, None), str(run.weights_dir)).eval()
+    own = load_trained_model(run)[0].eval()
+    ids = torch.tensor([[1, 40, 41, 42, 43, 44]])
+    with torch.no_grad():
+        expected = own(input_ids=ids.to(next(own.parameters()).device)).logits.float().cpu()
+        got = stock(input_ids=ids).logits.float()
+    assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+
+
 @pytest.mark.parametrize("arch,method", CASES)
 def test_method_defaults_train_every_architecture(arch: str, method: str, model_folders, store,
                                                   learnable_dataset) -> None:
@@ -118,9 +145,13 @@ def test_method_defaults_train_every_architecture(arch: str, method: str, model_
         assert any(", ".join(targets) in m and '"auto"' in m for m in log), log
     weights = saved_tensors(run.weights_dir)
     assert weights and all(torch.isfinite(t.float()).all() for t in weights.values())
-    zero_init = {"lora": "lora_B", "qlora": "lora_B", "adapters": ".up."}.get(method)
+    zero_init = {"lora": "lora_B", "qlora": "lora_B", "adapters": ".up.", "adalora": "lora_E"}.get(method)
     if zero_init:  # initialised to zero, so non-zero proves the trained weights were saved
         assert any(zero_init in k and t.abs().sum() > 0 for k, t in weights.items()), list(weights)
+    if method == "ia3":  # the scaling vectors start at 1
+        assert any("ia3_l" in k and (t.float() - 1).abs().sum() > 0 for k, t in weights.items()), list(weights)
+    if is_peft_adapter(run.weights_dir) and method != "qlora":  # (QLoRA's base is 4-bit)
+        assert_stock_peft_reload(cfg, run)
     if method == "lora":  # the saved adapter reloads through PEFT onto a fresh base, each targeted layer wrapped
         from peft import PeftModel
 
