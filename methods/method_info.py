@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from methods.config_models import MethodConfigBase, MethodSpecific
+from methods.memory_plan import Footprint
+from methods.model_shape import ModelShape
 
 Readiness = Literal["yes", "partial", "no"]
 
@@ -44,6 +46,8 @@ class Finding:
 
 
 Rule = Callable[[MethodConfigBase], Iterable[Finding]]  # a method's validation rule, run on a config that validated
+# What a method trains and changes on a model of this shape under this config (for the memory planner)
+MemoryModel = Callable[[ModelShape, MethodConfigBase], Footprint]
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,4 @@ class MethodInfo:
     rules: tuple[Rule, ...] = ()  # the method's own validation rules (the shared ones live in methods.validation)
     demo: Demo | None = None  # how the catalogue-wide engine tests train it
     variants: tuple[Variant, ...] = ()  # shown with the method in `lf-tui methods` and the methods screen
+    memory: MemoryModel | None = None  # its footprint for the memory planner (None: the planner cannot estimate it)

@@ -110,12 +110,13 @@ def test_fp16_loss_scaling_trains_and_its_state_is_checkpointed(tmp_path: Path) 
                            monitoring={"save_steps": 0})
     assert trainer.scaler is not None and trainer.scaler.is_enabled()
     trainer.fit()
+    assert trainer.scaler is not None
     scale = trainer.scaler.get_scale()
     trainer.scaler.update(scale / 8)  # a scale no fresh scaler starts with
     folder = trainer.save()
     assert (folder / "scaler.pt").is_file()
     resumed = make_trainer(tmp_path, method="lora", precision="fp16", training={"max_steps": 3, "batch_size": 4})
-    assert resumed.scaler.get_scale() != scale / 8
+    assert resumed.scaler is not None and resumed.scaler.get_scale() != scale / 8
     resumed.resume_from(folder)
     assert resumed.scaler.get_scale() == scale / 8 and resumed.state.step == 3
     fp32 = make_trainer(tmp_path / "fp32", method="lora", training={"max_steps": 1})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
 from methods.config_models import MethodSpecific
+from methods.memory_plan import Footprint
 from methods.method_info import Demo, MatrixRow, MethodInfo, UseCase
+from methods.model_shape import ModelShape
 
 
 class AdaptersSpecific(MethodSpecific):
@@ -23,6 +25,16 @@ class AdaptersSpecific(MethodSpecific):
     init_scale: float = Field(1e-3, ge=0, le=1, description="std of the down-projection init")
 
 
+def footprint(shape: ModelShape, cfg: Any) -> Footprint:
+    """A down and an up projection (with biases) per placement and layer; each saves its input and hidden."""
+    spec, h = cfg.method_specific, shape.hidden_size
+    bottleneck = spec.bottleneck_size or max(1, h // spec.reduction_factor)
+    places = 2 if spec.placement == "both" else 1
+    per_layer = places * (2 * h * bottleneck + bottleneck + h)
+    return Footprint(trainable_params=shape.num_layers * per_layer,
+                     extra_activation_values=places * (1 + 2 * bottleneck / h))
+
+
 METHOD = MethodInfo(
     name="adapters",
     title="Adapters",
@@ -34,4 +46,5 @@ METHOD = MethodInfo(
     demo_learning_rate=5e-3,
     demo=Demo(learning_rate=1e-2),
     use_cases=(UseCase("Multiple Domains", "primary", "Hot-swappable setup"),),
+    memory=footprint,
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import Field
 
 from methods.config_models import MethodSpecific
+from methods.memory_plan import Footprint
 from methods.method_info import Demo, MatrixRow, MethodInfo, UseCase
+from methods.model_shape import ModelShape
 
 
 class FullFinetuneSpecific(MethodSpecific):
@@ -19,6 +21,17 @@ class FullFinetuneSpecific(MethodSpecific):
     freeze_patterns: list[str] = Field(
         default_factory=list, description="parameter-name substrings to freeze (e.g. 'self_attn')"
     )
+
+
+def footprint(shape: ModelShape, cfg: Any) -> Footprint:
+    """The base's own weights train: those of the chosen layers, the embeddings and the head unless frozen."""
+    spec = cfg.method_specific
+    layers = shape.num_layers if spec.train_layers is None else len(set(spec.train_layers))
+    trainable = layers * (shape.block_linear_params + shape.block_other_params) + shape.hidden_size
+    trainable += 0 if spec.freeze_embeddings else shape.embedding_params
+    trainable += 0 if spec.freeze_lm_head else shape.head_params
+    notes = ("freeze_patterns are not counted: the estimate assumes those weights train",) if spec.freeze_patterns else ()
+    return Footprint(trainable_params=trainable, trains_base=True, notes=notes)
 
 
 METHOD = MethodInfo(
@@ -35,4 +48,5 @@ METHOD = MethodInfo(
         UseCase("Domain Specialization", "secondary"),
         UseCase("Maximum Quality", "primary", "Large dataset required"),
     ),
+    memory=footprint,
 )

@@ -1,0 +1,89 @@
+"""Plan a config's training memory before anything loads: find the model's config.json, size it, ask the method
+(light: no torch; the UI and `lf-tui plan` call it)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.builtin_spec import builtin_config, is_builtin
+from methods.catalogue import get_catalogue
+from methods.memory_plan import Device, MemoryPlan, plan_memory, setting_for
+from methods.model_shape import ModelShape, shape_from_config
+
+
+class PlanError(Exception):
+    """The plan cannot be made (no config.json reachable, a method without a memory model); `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def model_config(base_model: str) -> tuple[dict[str, Any], str]:
+    """(config.json, where it came from) for a built-in model, a local folder, the Hugging Face cache or the hub."""
+    if is_builtin(base_model):
+        found = builtin_config(base_model)
+        if found is None:
+            raise PlanError(f"unknown built-in model {base_model!r}", "builtin:tiny-llama is the built-in model")
+        return found, "built in"
+    folder = Path(base_model).expanduser()
+    if folder.exists():
+        path = folder / "config.json" if folder.is_dir() else folder
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8"))), str(path)
+        except (OSError, ValueError) as exc:
+            raise PlanError(f"{path}: cannot read the model's config ({exc})",
+                            "a model folder holds config.json (save_pretrained writes it)") from None
+    return _hub_config(base_model)
+
+
+def _hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(cached, str):
+        return dict(json.loads(Path(cached).read_text(encoding="utf-8"))), f"{cached} (Hugging Face cache)"
+    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+        raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+                        "give a local model folder, or run once online (only config.json is fetched)")
+    try:
+        path = hf_hub_download(repo_id, "config.json", etag_timeout=5)
+    except Exception as exc:  # offline, unknown repo, gated: huggingface_hub has many error types
+        raise PlanError(f"{repo_id!r}: cannot fetch config.json ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        "offline? give a local model folder, or a hub id already in the Hugging Face cache; "
+                        "gated models need HF_TOKEN") from None
+    return dict(json.loads(Path(path).read_text(encoding="utf-8"))), f"{path} (downloaded)"
+
+
+def model_shape(base_model: str) -> tuple[ModelShape, str]:
+    config, source = model_config(base_model)
+    try:
+        return shape_from_config(config), source
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{source}: not a causal language model config the planner can size ({exc!r} missing)",
+                        "the planner reads hidden_size, num_hidden_layers, num_attention_heads and vocab_size") from None
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX, as the engine checks, from /proc/cpuinfo (no torch)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def estimate(cfg: Any, device: Device = "cuda", base_model: str | None = None,
+             seq_len: int | None = None) -> tuple[MemoryPlan, ModelShape, str]:
+    """The memory plan of a validated config (its base model, or `base_model`) on `device`, the shape, its source."""
+    shape, source = model_shape(base_model or cfg.base_model)
+    method = get_catalogue().get(cfg.method_name)
+    if method.info.memory is None:
+        raise PlanError(f"method {cfg.method_name!r} declares no memory model",
+                        "its spec.py can set memory= (see methods/lora/spec.py)")
+    footprint = method.info.memory(shape, cfg)
+    setting = setting_for(cfg, device, cpu_bf16=device == "cpu" and cpu_has_native_bf16(), seq_len=seq_len)
+    return plan_memory(shape, footprint, setting), shape, source

@@ -1,0 +1,92 @@
+"""`lf-tui plan`: a config's peak training memory on its model, by part, and whether it fits (nothing loads)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from methods.memory_plan import MemoryPlan
+
+
+def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plan", help="estimate a config's peak training memory (before anything loads)")
+    p.add_argument("--config", "-c", required=True, help="config JSON file")
+    p.add_argument("--base-model", help="plan for this model instead of the config's base_model")
+    p.add_argument("--gpu-memory", help="the memory budget, e.g. 24GiB or 80GB (default: the GPU NVML reports)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="plan for a GPU (default) or for this CPU's RAM")
+    p.add_argument("--seq-len", type=int, help="tokens per example (default: training.max_seq_length)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (total_bytes, breakdown, fits)")
+    p.set_defaults(handler=run)
+
+
+def gpu_budget() -> tuple[int | None, str]:
+    """The first GPU's total memory from NVML, and its name; (None, "") without NVML or a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            name = pynvml.nvmlDeviceGetName(handle)
+            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no library, no driver, no GPU: all mean "no budget known"
+        return None, ""
+    return total, f"GPU 0: {name.decode() if isinstance(name, bytes) else name}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.planning import PlanError, estimate
+    from lf_tui.cli import console
+    from lf_tui.cli.validate import print_report
+    from methods.config_file import ConfigInputError, read_config_file
+    from methods.memory_plan import parse_size
+    from methods.validation import validate_config
+
+    try:
+        text, document = read_config_file(args.config)
+        budget, where = (parse_size(args.gpu_memory), "--gpu-memory") if args.gpu_memory else (None, "")
+    except (ConfigInputError, ValueError) as exc:
+        console.err().print(f"[red]error:[/red] {exc}")
+        return 2
+    resolved = validate_config(document, text=text, source=args.config)
+    if resolved.config is None:
+        print_report(console.err(), resolved.report)
+        return 1
+    if budget is None and args.device == "cuda":
+        budget, where = gpu_budget()
+    try:
+        plan, shape, source = estimate(resolved.config, args.device, args.base_model, args.seq_len)
+    except PlanError as exc:
+        console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
+        return 2
+    if args.json:
+        print(json.dumps({"base_model": args.base_model or resolved.config.base_model, "model_config": source,
+                          "method": resolved.config.method_name, **plan.to_json(budget)}, indent=2))
+    else:
+        show(plan, budget, where, args.base_model or resolved.config.base_model, source)
+    return 0 if budget is None or plan.total <= budget else 1
+
+
+def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: str) -> None:
+    from rich.table import Table
+
+    from lf_tui.cli import console
+    from lf_tui.present import memory_text
+
+    out = console.out()
+    table = Table(title=f"Peak training memory: {model}", show_header=True)
+    for col in ("part", "size", "share"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for row in memory_text.breakdown_rows(plan):
+        table.add_row(*row)
+    out.print(table)
+    out.print(memory_text.setting_line(plan))
+    out.print(f"model config: {source}")
+    for note in plan.notes:
+        out.print(f"[yellow]note:[/yellow] {note}")
+    out.print(memory_text.verdict(plan, budget, where))

@@ -1,0 +1,58 @@
+"""The memory plan as both front ends show it: sizes, the breakdown rows, and the fits / does-not-fit verdict."""
+
+from __future__ import annotations
+
+from methods.memory_plan import GiB, MemoryPlan
+
+
+def size(n_bytes: float) -> str:
+    """Bytes as people read memory: `18.4 GiB`, `512 MiB`, `3.0 KiB`."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB") or abs(value) >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # unreachable
+
+
+def breakdown_rows(plan: MemoryPlan) -> list[tuple[str, str, str]]:
+    """(part, size, share of the total) for every non-empty part, then the total with its range."""
+    total = plan.total or 1
+    rows = [(part, size(n), f"{100 * n / total:.0f}%") for part, n in plan.parts.items() if n]
+    rows.append(("total (estimated peak)", size(plan.total), f"{size(plan.low)} – {size(plan.high)}"))
+    return rows
+
+
+def setting_line(plan: MemoryPlan) -> str:
+    s = plan.setting
+    checkpointing = "gradient checkpointing" if s.gradient_checkpointing else "no gradient checkpointing"
+    return (f"{s.device} {s.precision}, batch {s.batch_size} x {s.seq_len} tokens, {checkpointing}, {s.optimizer}; "
+            f"{plan.params / 1e9:.2f}B parameters, {plan.trainable_params:,} trainable")
+
+
+def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
+    """`fits in 24.0 GiB (GPU 0) with 5.6 GiB to spare` or `does not fit ...: short by 3.1 GiB; try ...`."""
+    if budget is None:
+        return "no memory budget: give --gpu-memory (e.g. 24GiB) or run on a machine with an NVIDIA GPU"
+    place = f"{size(budget)}{f' ({where})' if where else ''}"
+    margin = plan.margin(budget)
+    if margin >= 0:
+        tight = " (tight: within the estimate's uncertainty)" if plan.high > budget else ""
+        return f"fits in {place} with {size(margin)} to spare{tight}"
+    return f"does not fit in {place}: short by {size(-margin)}; {advice(plan)}"
+
+
+def advice(plan: MemoryPlan) -> str:
+    """What would shrink the largest part."""
+    largest = max(plan.parts, key=lambda part: plan.parts[part])
+    tips = {
+        "activations": "set hardware.gradient_checkpointing, or lower training.batch_size or max_seq_length",
+        "weights": "use qlora (4-bit base weights) or a smaller model",
+        "optimizer states": "train fewer parameters (lora, qlora) or use optimizer sgd/adafactor",
+        "gradients": "train fewer parameters (lora or qlora instead of full fine-tuning)",
+        "logits and loss": "lower training.batch_size or max_seq_length",
+    }
+    return f"the largest part is {largest}: {tips.get(largest, 'lower training.batch_size')}"
+
+
+__all__ = ["GiB", "advice", "breakdown_rows", "setting_line", "size", "verdict"]

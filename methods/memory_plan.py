@@ -1,0 +1,174 @@
+"""Peak training memory of a config on a model, from the model's sizes alone: a breakdown by part (no torch).
+
+The parts follow what the engine holds at its peak (the backward pass of the largest step):
+- weights: the base model in the dtype the engine loads it in (4/8-bit linear layers when quantised, their
+  quantisation constants apart), fp32 master weights for a method that trains the base;
+- trainable: the method's own weights (fp32), gradients (fp32) and the optimizer's states;
+- activations: what autograd keeps per token and layer for backward (the layer inputs only, plus one layer
+  recomputed, under gradient checkpointing);
+- logits: the engine's loss works on the target rows in chunks (engine/loss.py), so one chunk of fp32 logits
+  with its gradient, plus the model's own logits output in the compute dtype;
+- overhead: the CUDA context and allocator slack on a GPU (none counted on CPU: the probe measures above the
+  process's baseline after imports).
+The coefficients are per token and layer, in units of hidden/intermediate widths; benchmarks/RESULTS.md shows
+the planner against measured peaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from methods.model_shape import ModelShape
+
+GiB = 1024 ** 3
+Device = Literal["cuda", "cpu"]
+
+# Saved activations per token and layer, in values (x its dtype's bytes): (per hidden width, per intermediate width).
+# A frozen base keeps what the non-linear ops and the adapters' inputs need; training the base keeps every matmul
+# input as well.
+ACTIVATIONS_FROZEN = (6.0, 3.0)
+ACTIVATIONS_FULL = (9.0, 4.0)
+CHUNK_ROWS_BYTES = 64 * 1024 ** 2  # the loss's fp32 logits chunk (engine/loss.py)
+CUDA_CONTEXT = 600 * 1024 ** 2  # CUDA context, cuBLAS workspace and kernels
+ALLOCATOR_SLACK = 0.08  # fragmentation of PyTorch's caching allocator, as a share of the rest
+UNCERTAINTY = {True: 0.15, False: 0.3}  # +- share of the total for a known / an unknown layout
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a method adds to or changes in the base model, as the planner needs it (a spec's `memory` returns it)."""
+
+    trainable_params: int
+    trains_base: bool = False  # the base's own weights train (fp32 masters, gradients, optimizer states on them)
+    base_bits: float | None = None  # bits per base linear weight when quantised (4 or 8); None: the load dtype
+    extra_activation_values: float = 0.0  # values per token and layer the method saves besides the base's
+    extra_tokens: int = 0  # positions the method adds to every sequence (prefix tuning's virtual tokens)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The run settings memory depends on, resolved from a config for a device."""
+
+    device: Device
+    precision: Literal["bf16", "fp16", "fp32"]
+    batch_size: int
+    seq_len: int
+    gradient_checkpointing: bool
+    optimizer: str
+    pure_bf16: bool = False
+
+
+@dataclass
+class MemoryPlan:
+    """The estimated peak and its parts, in bytes; `low`/`high` bound it."""
+
+    parts: dict[str, int]
+    setting: Setting
+    params: int
+    trainable_params: int
+    uncertainty: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def low(self) -> int:
+        return int(self.total * (1 - self.uncertainty))
+
+    @property
+    def high(self) -> int:
+        return int(self.total * (1 + self.uncertainty))
+
+    def margin(self, budget: int) -> int:
+        """Bytes left under `budget` at the estimate (negative: short by that much)."""
+        return budget - self.total
+
+    def to_json(self, budget: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"total_bytes": self.total, "low_bytes": self.low, "high_bytes": self.high,
+                               "uncertainty": self.uncertainty, "breakdown": dict(self.parts),
+                               "params": self.params, "trainable_params": self.trainable_params,
+                               "setting": vars(self.setting), "notes": list(self.notes)}
+        if budget is not None:
+            out.update(budget_bytes=budget, fits=self.total <= budget, margin_bytes=self.margin(budget))
+        return out
+
+
+def setting_for(cfg: Any, device: Device, cpu_bf16: bool = False, seq_len: int | None = None) -> Setting:
+    """The memory-relevant settings of a validated config on `device` (mixed precision resolved as the engine does:
+    bf16 on a GPU, bf16 on a CPU with native bf16, else fp32)."""
+    mp = cfg.hardware.mixed_precision
+    requested = {True: "auto", False: "no"}.get(mp, mp) if isinstance(mp, bool) else mp
+    precision: Literal["bf16", "fp16", "fp32"] = "fp32"
+    if requested != "no":
+        if device == "cuda":
+            precision = "fp16" if requested == "fp16" else "bf16"
+        elif cpu_bf16 and requested in ("auto", "bf16"):
+            precision = "bf16"
+    t = cfg.training
+    return Setting(device=device, precision=precision, batch_size=t.batch_size, seq_len=seq_len or t.max_seq_length,
+                   gradient_checkpointing=cfg.hardware.gradient_checkpointing, optimizer=t.optimizer,
+                   pure_bf16=bool(getattr(cfg.hardware, "pure_bf16", False)))
+
+
+def optimizer_bytes_per_param(optimizer: str, state_bytes: int = 4) -> float:
+    """Optimizer state bytes per trainable parameter: AdamW two moments, SGD momentum, Adafactor factored."""
+    return {"adamw": 2 * state_bytes, "sgd": state_bytes, "adafactor": 0.1 * state_bytes,
+            "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0}.get(optimizer, 2 * state_bytes)
+
+
+def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> MemoryPlan:
+    """The breakdown of peak training memory for `footprint` on `shape` under `setting`."""
+    half = setting.precision in ("bf16", "fp16")
+    gpu = setting.device == "cuda"
+    # the base's weights (engine.models.base_weight_dtype): fp32 on CPU; on a GPU half for a frozen base
+    master_half = footprint.trains_base and setting.pure_bf16 and setting.precision == "bf16"
+    base_bytes = 2 if gpu and half and (not footprint.trains_base or master_half) else 4
+    linear, other = shape.linear_params, shape.total_params - shape.linear_params
+    parts: dict[str, int] = {}
+    if footprint.base_bits:
+        parts["weights"] = int(linear * footprint.base_bits / 8 + other * (2 if gpu else 4))
+        # blockwise absmax: fp32 per 64 weights, or 8-bit with a second level (double quantisation)
+        parts["quantisation constants"] = int(linear * (1 / 64 + 4 / (64 * 256)))
+    else:
+        parts["weights"] = shape.total_params * base_bytes
+    trainable = footprint.trainable_params
+    own_bytes = base_bytes if footprint.trains_base else 4
+    parts["trainable weights"] = 0 if footprint.trains_base else trainable * 4
+    parts["gradients"] = trainable * own_bytes
+    parts["optimizer states"] = int(trainable * optimizer_bytes_per_param(setting.optimizer, own_bytes))
+    tokens = setting.batch_size * (setting.seq_len + footprint.extra_tokens)
+    act_bytes = 2 if half else 4
+    per_h, per_i = ACTIVATIONS_FULL if footprint.trains_base else ACTIVATIONS_FROZEN
+    layer = tokens * ((per_h + footprint.extra_activation_values) * shape.hidden_size
+                      + per_i * shape.intermediate_size) * act_bytes
+    if setting.gradient_checkpointing:
+        residual = 2 if gpu and half else 4
+        parts["activations"] = int(shape.num_layers * tokens * shape.hidden_size * residual + layer)
+    else:
+        parts["activations"] = int(shape.num_layers * layer)
+    rows = setting.batch_size * setting.seq_len
+    chunk = min(rows, max(1, CHUNK_ROWS_BYTES // (shape.vocab_size * 4)))
+    # the model's logits output (compute dtype) and one fp32 chunk with its softmax gradient
+    parts["logits and loss"] = int(rows * shape.vocab_size * act_bytes + chunk * shape.vocab_size * 4 * 3)
+    base = sum(parts.values())
+    parts["runtime overhead"] = int(CUDA_CONTEXT + ALLOCATOR_SLACK * base) if gpu else 0
+    notes = list(footprint.notes)
+    if not shape.known_layout:
+        notes.append(f"model type {shape.model_type!r} is laid out as a Llama here: the estimate is rougher")
+    return MemoryPlan(parts=parts, setting=setting, params=shape.total_params, trainable_params=trainable,
+                      uncertainty=UNCERTAINTY[shape.known_layout], notes=notes)
+
+
+def parse_size(text: str) -> int:
+    """'24GiB', '24GB', '80G', '512MiB', '1.5TiB' or plain bytes -> bytes (GB and G are read as GiB, as GPUs are sold)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a size: write e.g. 24GiB, 80GB or 512MiB")
+    value, unit = float(match.group(1)), match.group(2).upper()
+    return int(value * 1024 ** " KMGT".index(unit or " ")) if unit else int(value)
