@@ -55,7 +55,19 @@ def load_model(cfg: Any, ctx: Any) -> Any:
     model = ctx.load_base_model(quantization_config=bnb, device_map={"": device}, dtype=dtype)
     if device.type == "cpu" and spec.load_in_4bit:
         check_cpu_blocks(model, ctx)
+        keep_cpu_weights_unpacked(model)
     return model
+
+
+def keep_cpu_weights_unpacked(model: Any) -> int:
+    """Turn off bitsandbytes' AVX512-BF16 CPU fast path, which repacks a 4-bit weight in place on its first
+    inference forward: a repacked weight no longer de-quantises correctly (DoRA's weight norms, PEFT's merging) and
+    a biased layer then fails in training ("a view of a leaf Variable ... in-place"), as after an eval. Returns how
+    many layers it set."""
+    layers = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
 
 
 def check_cpu_blocks(model: Any, ctx: Any) -> None:
@@ -70,6 +82,12 @@ def check_cpu_blocks(model: Any, ctx: Any) -> None:
 
 def apply(model: Any, cfg: Any, ctx: Any) -> Any:
     from peft import prepare_model_for_kbit_training
+
+    spec = cfg.method_specific
+    if spec.use_dora and not spec.load_in_4bit and ctx.runtime.device.type == "cpu":
+        raise ctx.fail("unsupported_hardware", "DoRA on an 8-bit base fails in bitsandbytes' CPU int8 kernels (its "
+                                               "weight norms de-quantise the weights, which breaks the next forward)",
+                       "set load_in_4bit to true (DoRA on 4 bits works on CPU), drop use_dora, or train on a CUDA GPU")
 
     model = prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=cfg.hardware.gradient_checkpointing,
@@ -86,6 +104,10 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     return lora.load_trained(base_model, folder, ctx)
 
 
+def build_optimizer(model: Any, cfg: Any, optimizer_cls: type, **optimizer_kwargs: Any) -> Any:
+    return lora.build_optimizer(model, cfg, optimizer_cls, **optimizer_kwargs)
+
+
 class Qlora(MethodImplementation):
     """LoRA on a quantised base: loads the base itself (on the run's device) and prepares it for k-bit training."""
 
@@ -97,6 +119,7 @@ class Qlora(MethodImplementation):
     apply = staticmethod(apply)
     save = staticmethod(save)
     load_trained = staticmethod(load_trained)
+    build_optimizer = staticmethod(build_optimizer)
 
 
 IMPLEMENTATION = Qlora()

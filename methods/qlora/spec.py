@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from methods.config_models import MethodConfigBase
-from methods.lora.spec import LoraSpecific, alpha_below_rank
+from methods.lora.spec import VARIANTS as LORA_VARIANTS
+from methods.lora.spec import LoraSpecific, alpha_below_rank, variant_settings
 from methods.method_info import Demo, Finding, MatrixRow, MethodInfo, UseCase
 
 
@@ -33,6 +34,27 @@ def large_model_without_checkpointing(cfg: MethodConfigBase) -> Iterator[Finding
                       False, "activations may not fit; set hardware.gradient_checkpointing to true")
 
 
+def quantised_base_init(cfg: MethodConfigBase) -> Iterator[Finding]:
+    """PiSSA and OLoRA rewrite the base weights at init, which a 4-bit (or 8-bit) base cannot take as they are."""
+    spec: Any = cfg.method_specific
+    bits = "4-bit" if spec.load_in_4bit else "8-bit"
+    if spec.init_lora_weights == "pissa":
+        yield Finding("method_specific.init_lora_weights", f'init_lora_weights "pissa" on a {bits} base',
+                      "pissa", "PEFT refuses it (\"Please initialize PiSSA under float32, float16, or bfloat16\"): "
+                               'use method "lora" for PiSSA, or init_lora_weights "default" or "gaussian"',
+                      severity="error")
+    elif spec.init_lora_weights == "olora":
+        yield Finding("method_specific.init_lora_weights", f'init_lora_weights "olora" on a {bits} base',
+                      "olora", "OLoRA re-quantises the residual weights, so the model no longer starts from the base "
+                               "and the saved adapter (converted for the original quantised base) does not reproduce "
+                               'the trained model: use method "lora" for OLoRA, or init_lora_weights "default" or '
+                               '"gaussian"', severity="error")
+
+
+# the LoRA variants QLoRA takes: PiSSA and OLoRA need a full-precision base (see quantised_base_init)
+VARIANTS = tuple(v for v in LORA_VARIANTS if v.options.get("init_lora_weights") not in ("pissa", "olora"))
+
+
 METHOD = MethodInfo(
     name="qlora",
     title="QLoRA",
@@ -42,10 +64,11 @@ METHOD = MethodInfo(
     spec_model=QloraSpecific,
     lr_range=(1e-5, 1e-3),
     demo_learning_rate=3e-3,
-    rules=(alpha_below_rank, large_model_without_checkpointing),
+    rules=(alpha_below_rank, variant_settings, quantised_base_init, large_model_without_checkpointing),
     demo=Demo(learning_rate=1e-2, method_specific={"target_modules": "all-linear", "r": 16, "lora_alpha": 32}),
     use_cases=(
         UseCase("General RAG Enhancement", "secondary"),
         UseCase("Memory Constrained", "primary", "4-bit quantization"),
     ),
+    variants=VARIANTS,
 )
