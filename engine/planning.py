@@ -67,6 +67,44 @@ def model_shape(base_model: str) -> tuple[ModelShape, str]:
                         "the planner reads hidden_size, num_hidden_layers, num_attention_heads and vocab_size") from None
 
 
+def gpu_budget() -> tuple[int | None, str]:
+    """The first GPU's total memory from NVML, and its name; (None, "") without NVML or a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            name = pynvml.nvmlDeviceGetName(handle)
+            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no library, no driver, no GPU: all mean "no budget known"
+        return None, ""
+    return total, f"GPU 0: {name.decode() if isinstance(name, bytes) else name}"
+
+
+BUDGET_ENV = "LF_TUI_GPU_MEMORY"  # plan for a GPU of this size (e.g. 24GiB) instead of what this machine has
+
+
+def machine_budget() -> tuple[Device, int, str]:
+    """Where a run started here trains and the memory it has: a GPU of $LF_TUI_GPU_MEMORY, else the first GPU
+    (NVML), else this machine's RAM."""
+    from methods.memory_plan import parse_size
+
+    if os.environ.get(BUDGET_ENV):
+        try:
+            return "cuda", parse_size(os.environ[BUDGET_ENV]), f"${BUDGET_ENV}"
+        except ValueError as exc:
+            raise PlanError(f"${BUDGET_ENV}: {exc}", "unset it, or give a size such as 24GiB") from None
+    total, where = gpu_budget()
+    if total is not None:
+        return "cuda", total, where
+    import psutil
+
+    return "cpu", int(psutil.virtual_memory().total), "this machine's RAM"
+
+
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX, as the engine checks, from /proc/cpuinfo (no torch)."""
     try:

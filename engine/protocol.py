@@ -69,6 +69,7 @@ class RunStarted(Event):
     padding_reduction: str = "off"
     truncated_examples: int = 0
     startup: dict[str, float] = field(default_factory=dict)  # seconds: interpreter, imports, model, data
+    planned_peak_bytes: int = 0  # the memory planner's estimate of the peak for this run (0: no estimate)
 
 
 @dataclass(slots=True)

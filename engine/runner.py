@@ -206,13 +206,29 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         resumed = trainer.state.step
         log("info", f"resuming from {checkpoint.name}")
     trainable, total = count_parameters(model)
+    trainer.planned_peak_bytes = planned_peak(cfg, runtime, data.train)
     emitter.emit(RunStarted(run_id=run.run_id, method=cfg.method_name, base_model=cfg.base_model,
                             device=str(runtime.device), trainable_params=trainable, total_params=total,
                             train_examples=len(data.train), eval_examples=len(data.eval),
                             total_steps=trainer.total_steps, config_hash=config_hash(cfg), pid=os.getpid(),
                             resumed_from_step=resumed, nvml=monitor.nvml_note, precision=runtime.precision,
-                            padding_reduction=mode, truncated_examples=data.truncated, startup=startup))
+                            padding_reduction=mode, truncated_examples=data.truncated, startup=startup,
+                            planned_peak_bytes=trainer.planned_peak_bytes))
     return trainer
+
+
+def planned_peak(cfg: Any, runtime: Any, train: list[Any]) -> int:
+    """The memory planner's peak for this run: its device, its longest example (0 when it cannot plan)."""
+    from engine.planning import PlanError, estimate
+
+    if runtime.device.type not in ("cuda", "cpu"):
+        return 0
+    longest = max((len(example.input_ids) for example in train), default=0)
+    try:
+        plan = estimate(cfg, runtime.device.type, seq_len=min(cfg.training.max_seq_length, longest) or None)[0]
+    except PlanError:
+        return 0
+    return plan.total
 
 
 def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: str, started: float,
@@ -228,6 +244,8 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     peak = monitor.peak_gpu_mb or monitor.peak_rss_mb if monitor is not None else 0.0
     if trainer is not None:
         extra = {"data_format": trainer.data_format, **extra}
+        if trainer.planned_peak_bytes:
+            extra["planned_peak_mb"] = round(trainer.planned_peak_bytes / 2 ** 20, 1)
         if state is not None and state.method_metrics:
             extra["method_metrics"] = state.method_metrics  # the method's figures over time, a point per change
     # training time across every segment of a resumed run; before the loop started, this process's time

@@ -9,7 +9,7 @@ from typing import Any
 from engine.launcher import SegmentOpened
 from engine.protocol import Checkpoint, Error, Eval, Event, Finished, Log, RunStarted, Step, System
 from lf_tui.curve import Curve
-from lf_tui.present import gauges
+from lf_tui.present import gauges, run_text
 
 
 @dataclass
@@ -124,8 +124,9 @@ class RunState:
         return "crashed" if status in ("starting", "running") and self.engine_gone else status
 
     def memory_lines(self) -> list[str]:
-        """Per-GPU memory/utilisation, or process CPU and RAM where there is no GPU."""
-        return gauges.memory_lines(self.system)
+        """Per-GPU memory/utilisation, or process CPU and RAM where there is no GPU; the planned peak after them."""
+        planned = run_text.planned_line(self.started)
+        return [*gauges.memory_lines(self.system), *([planned] if planned else [])]
 
     def summary(self) -> dict[str, Any] | None:
         return self.finished.summary if self.finished else None

@@ -74,8 +74,8 @@ async def editor_defaults(pilot: Pilot) -> None:
     app = pilot.app
     await methods(pilot)
     await pilot.press("enter")
-    await _until(pilot, lambda: isinstance(app.screen, EditorScreen) and "warning(s)" in _text(app, "#verdict"),
-                   what="editor with its verdict")
+    await _until(pilot, lambda: isinstance(app.screen, EditorScreen) and "warning(s)" in _text(app, "#verdict")
+                 and "memory" in _text(app, "#memory"), what="editor with its verdict and memory estimate")
     steady_cursors(app)  # before the first blink: what the editor draws behind a dialog must not depend on it
 
 

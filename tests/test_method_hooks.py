@@ -100,10 +100,14 @@ def test_the_engine_calls_every_optional_hook(hooked: str, store, learnable_data
 def test_a_method_without_hooks_reports_no_figures(store, learnable_dataset) -> None:
     from tests.test_architectures import run_in_process
 
-    run, events = run_in_process(store, make_config("lora", training={"max_steps": 2}), learnable_dataset)
+    run, events = run_in_process(store, make_config("adapters", training={"max_steps": 2}), learnable_dataset)
     assert all(e.method_metrics == {} for e in events if isinstance(e, Step))
     summary = json.loads((run.path / SUMMARY).read_text())
     assert "method_metrics" not in summary and "method" not in summary
+    # the memory planner's estimate travels with the run: in run_started, the summary and its peak-memory row
+    assert events[0].planned_peak_bytes > 0
+    assert summary["planned_peak_mb"] == round(events[0].planned_peak_bytes / 2 ** 20, 1)
+    assert dict(run_text.summary_rows(summary))["peak memory"].endswith(f"(planned {summary['planned_peak_mb']:.0f} MB)")
     labels = [label for label, _ in run_text.summary_rows(summary)]
     assert labels == ["status", "total steps", "final loss", "best eval loss", "best perplexity", "weights",
                       "training time", "peak memory", "convergence"]

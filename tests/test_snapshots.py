@@ -26,6 +26,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Work in tmp_path (the runs list shows the store relative to it: "runs"), on UTC (it shows local times)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("LF_TUI_GPU_MEMORY", "24GiB")  # the editor's memory estimate, the same on every machine
     time.tzset()
     yield tmp_path
     monkeypatch.undo()

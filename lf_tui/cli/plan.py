@@ -22,25 +22,8 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.set_defaults(handler=run)
 
 
-def gpu_budget() -> tuple[int | None, str]:
-    """The first GPU's total memory from NVML, and its name; (None, "") without NVML or a GPU."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            name = pynvml.nvmlDeviceGetName(handle)
-            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no library, no driver, no GPU: all mean "no budget known"
-        return None, ""
-    return total, f"GPU 0: {name.decode() if isinstance(name, bytes) else name}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from engine.planning import PlanError, estimate
+    from engine.planning import PlanError, estimate, gpu_budget
     from lf_tui.cli import console
     from lf_tui.cli.validate import print_report
     from methods.config_file import ConfigInputError, read_config_file

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from methods.memory_plan import GiB, MemoryPlan
+from typing import TYPE_CHECKING
+
+from methods.memory_plan import MemoryPlan
+
+if TYPE_CHECKING:
+    from engine.recommend import Candidate
 
 
 def size(n_bytes: float) -> str:
@@ -42,6 +47,15 @@ def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
     return f"does not fit in {place}: short by {size(-margin)}; {advice(plan)}"
 
 
+def editor_line(plan: MemoryPlan, budget: int, where: str) -> str:
+    """The editor's one-line estimate: `memory ~17.5 GiB (14.9–20.1) on cuda bf16 · fits GPU 0: ... (6.5 GiB spare)`."""
+    head = f"memory ~{size(plan.total)} ({size(plan.low)}–{size(plan.high)}) on {plan.setting.device} {plan.setting.precision}"
+    margin = plan.margin(budget)
+    if margin >= 0:
+        return f"{head} · fits {where} {size(budget)} ({size(margin)} spare)"
+    return f"{head} · does not fit {where} {size(budget)}: short by {size(-margin)}"
+
+
 def advice(plan: MemoryPlan) -> str:
     """What would shrink the largest part."""
     largest = max(plan.parts, key=lambda part: plan.parts[part])
@@ -55,4 +69,12 @@ def advice(plan: MemoryPlan) -> str:
     return f"the largest part is {largest}: {tips.get(largest, 'lower training.batch_size')}"
 
 
-__all__ = ["GiB", "advice", "breakdown_rows", "setting_line", "size", "verdict"]
+
+
+RECOMMEND_HEADERS = ["#", "Method", "Settings", "Est. memory", "Rel. speed", "Quality vs full"]
+
+
+def recommend_rows(found: list[Candidate]) -> list[tuple[str, ...]]:
+    """One row per candidate, best first: rank, method, settings, estimated peak, relative speed, quality."""
+    return [(str(i), c.title, c.settings_text(), size(c.plan.total), f"{c.speed:.2f}x", f"{c.quality:.1f}%")
+            for i, c in enumerate(found, start=1)]

@@ -21,6 +21,13 @@ def header(st: RunStarted) -> str:
     return text
 
 
+def planned_line(st: RunStarted | None) -> str | None:
+    """The memory planner's peak for the run, to read beside the measured memory; None without an estimate."""
+    if st is None or not st.planned_peak_bytes:
+        return None
+    return f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB"
+
+
 def title(run_id: str, status: str, started: RunStarted | None, trust_remote_code: bool = False) -> str:
     """The run view's title line: id, status word, and the header once the engine has said it."""
     text = f"Run {run_id} · {status}"
@@ -114,6 +121,13 @@ def _convergence(summary: dict[str, Any]) -> str:
     return f"{verdict}" + (f" ({conv['reason']})" if conv.get("reason") else "")
 
 
+def _peak(summary: dict[str, Any]) -> str:
+    """The measured peak, and the planner's estimate beside it when the run had one."""
+    shown = f"{summary.get('peak_memory_mb') or 0:.0f} MB"
+    planned = summary.get("planned_peak_mb")
+    return f"{shown} (planned {planned:.0f} MB)" if isinstance(planned, (int, float)) and planned else shown
+
+
 def summary_title(summary: dict[str, Any]) -> str:
     """The summary's heading: how the run ended."""
     return f"Run {summary.get('status', '—')}"
@@ -128,7 +142,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("best perplexity", number(summary.get("best_perplexity"))),
             ("weights", _weights(summary)),
             ("training time", duration(summary.get("training_time_s"))),
-            ("peak memory", f"{summary.get('peak_memory_mb') or 0:.0f} MB"),
+            ("peak memory", _peak(summary)),
             ("convergence", _convergence(summary))]
     if summary.get("stopped_early"):
         rows.append(("stopped early", "yes: no better eval loss within the patience"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -72,6 +74,7 @@ class EditorScreen(Screen[None]):
                 yield Input(placeholder="bundled sample dataset", id="dataset")
                 yield Label("Validation", classes="title")
                 yield Static(id="verdict")
+                yield Static(id="memory")
                 yield OptionList(id="issues")
         yield Footer()
 
@@ -110,7 +113,30 @@ class EditorScreen(Screen[None]):
             text += (f"\n[cyan]version {report.migrated_from} config, migrated on load "
                      f"({'; '.join(report.migration_notes)}): Ctrl+U writes the upgrade into the editor[/cyan]")
         self.query_one("#verdict", Static).update(text)
+        config = self.check.resolved.config if self.check.ok and self.check.resolved else None
+        if config is None:
+            self.query_one("#memory", Static).update("")
+        else:
+            self.estimate_memory(config)
         return self.check
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="memory")
+    def estimate_memory(self, config: Any) -> None:
+        """The planner's estimate for this machine (reading a hub model's config.json may take a moment)."""
+        from engine.planning import PlanError, estimate, machine_budget
+        from lf_tui.present.memory_text import editor_line
+
+        try:
+            device, budget, where = machine_budget()
+            plan = estimate(config, device)[0]
+            line = editor_line(plan, budget, where)
+        except PlanError as exc:
+            line = f"[dim]memory: no estimate ({exc.message})[/dim]"
+        self.app.call_from_thread(self._show_memory, line)
+
+    def _show_memory(self, line: str) -> None:
+        if self.is_attached:
+            self.query_one("#memory", Static).update(line)
 
     def action_upgrade(self) -> None:
         """Replace the text with the migrated config (then Ctrl+S saves it)."""

@@ -126,7 +126,8 @@ class RunScreen(Screen[None]):
         for g in shown:
             filled = int(round(g.fraction * 20))
             lines.append(f"{g.label:<{width}} {'█' * filled}{'░' * (20 - filled)} {g.text}")
-        return Text("\n".join(lines))
+        planned = run_text.planned_line(m.started)
+        return Text("\n".join([*lines, *([planned] if planned else [])]))
 
     @staticmethod
     def _summary(summary: dict[str, Any]) -> str:
