@@ -23,9 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=int, default=32)
     g.add_argument("--compare-base", action="store_true")
+    m = sub.add_parser("probe", help="print one JSON line with the measured peak memory of a config")
+    m.add_argument("config", type=Path)
+    m.add_argument("--dataset", help="measure at this dataset's longest example")
+    m.add_argument("--steps", type=int, default=3)
+    m.add_argument("--find-batch", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "probe":
+        return _probe(args)
     return _run(args)
 
 
@@ -53,24 +60,49 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _generate(args: argparse.Namespace) -> int:
-    """Library chatter goes to stderr; stdout carries only the JSON result."""
+def _json_result(compute: object) -> int:
+    """Run `compute()`; library chatter goes to stderr, stdout carries only the JSON result (or the error)."""
     import json
     import os
 
     real_stdout = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     from engine.errors import EngineError
-    from engine.generate import generate
-    from engine.run_store import RunDir
 
     try:
-        result = generate(RunDir(args.run_dir), args.prompt, args.max_new_tokens, args.compare_base)
+        result = compute()  # type: ignore[operator]
     except EngineError as exc:
         result = {"error": exc.message, "kind": exc.kind, "hint": exc.hint}
+    except Exception as exc:  # reported as JSON (out of memory included), never a traceback on the user's terminal
+        oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+        result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "kind": "oom" if oom else "internal",
+                  "hint": "lower training.batch_size or max_seq_length" if oom else "this looks like a bug"}
     real_stdout.write(json.dumps(result) + "\n")
     real_stdout.flush()
     return 1 if "error" in result else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    def compute() -> dict[str, object]:
+        from engine.generate import generate
+        from engine.run_store import RunDir
+
+        return generate(RunDir(args.run_dir), args.prompt, args.max_new_tokens, args.compare_base)
+
+    return _json_result(compute)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    def compute() -> dict[str, object]:
+        import peft  # noqa: F401  (imported before the baseline: the peak above it is the training's)
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+        from engine.probe import probe
+
+        return probe(args.config, args.dataset, args.steps, args.find_batch)
+
+    return _json_result(compute)
 
 
 if __name__ == "__main__":

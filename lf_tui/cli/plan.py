@@ -42,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if budget is None and args.device == "cuda":
         budget, where = gpu_budget()
+    from pathlib import Path
+
+    from methods.config_paths import resolve_cli_path, resolve_config_paths
+
+    config = resolve_config_paths(resolved.config, Path(args.config).parent)  # as `lf-tui train` reads it
     try:
-        plan, shape, source = estimate(resolved.config, args.device, args.base_model, args.seq_len)
+        plan, shape, source = estimate(config, args.device, resolve_cli_path(args.base_model), args.seq_len)
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
