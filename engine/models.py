@@ -159,10 +159,12 @@ def check_target_modules(model: Any, target: str | list[str]) -> None:
     """Fail clearly when target_modules names modules the model does not have, listing the ones it has."""
     if isinstance(target, str):  # "auto" (the LoRA method resolves it), "all-linear" or a regex (PEFT resolves them)
         return
-    from methods.lora.targets import adaptable_modules, is_conv1d
+    from methods.lora.targets import adaptable_modules, is_conv1d, is_linear_like
 
     existing = adaptable_modules(model)
-    missing = [t for t in target if t not in existing]
+    full_names = [name for name, module in model.named_modules() if name and is_linear_like(module)]
+    # a leaf name (q_proj), or a dotted suffix as PEFT matches it (mlp.c_proj: GPT-2's MLP projection, not attn's)
+    missing = [t for t in target if t not in existing and not any(n.endswith("." + t) for n in full_names)]
     if missing:
         shown = [f"{name} (Conv1D)" if any(is_conv1d(m) for m in mods) else name for name, mods in
                  sorted(existing.items())]

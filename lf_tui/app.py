@@ -30,6 +30,7 @@ class LfTuiApp(App[None]):
     BINDINGS = [
         Binding("f1", "show_methods", "Methods"),
         Binding("f2", "show_runs", "Runs"),
+        Binding("f3", "show_recommend", "What fits"),
         Binding("ctrl+q", "quit_safely", "Quit", priority=True),
     ]
 
@@ -47,6 +48,9 @@ class LfTuiApp(App[None]):
     # navigation -----------------------------------------------------------
     @on(OpenEditor)
     def open_editor(self, message: OpenEditor) -> None:
+        if message.text is not None:
+            self.push_screen(EditorScreen(message.method, message.text))
+            return
         try:
             text = message.template.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:  # a method folder from LF_TUI_METHODS_PATH may lack it
@@ -83,6 +87,12 @@ class LfTuiApp(App[None]):
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
             self.push_screen(RunsScreen(self.store))
+
+    def action_show_recommend(self) -> None:
+        from lf_tui.screens.recommend_screen import RecommendScreen
+
+        if not isinstance(self.screen, RecommendScreen):
+            self.push_screen(RecommendScreen())
 
     # runs -------------------------------------------------------------------
     @on(StartRequested)

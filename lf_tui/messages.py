@@ -11,11 +11,11 @@ from methods.config_models import MethodConfigBase
 
 
 class OpenEditor(Message):
-    """Open a method's config text (its defaults or an example) in a new editor."""
+    """Open a method's config text (its defaults or an example, or `text` when given) in a new editor."""
 
-    def __init__(self, method: str, template: Path) -> None:
+    def __init__(self, method: str, template: Path, text: str | None = None) -> None:
         super().__init__()
-        self.method, self.template = method, template
+        self.method, self.template, self.text = method, template, text
 
 
 class StartRequested(Message):

@@ -173,6 +173,15 @@ def test_wrong_target_modules_lists_the_layers_that_exist(arch: str, model_folde
         assert "c_attn (Conv1D)" in error.hint and "c_fc (Conv1D)" in error.hint
 
 
+def test_a_dotted_suffix_names_one_of_two_layers_of_the_same_name(model_folders) -> None:
+    """GPT-2 has c_proj in attention and in the MLP: "mlp.c_proj" (as PEFT matches it) adapts only the MLP's."""
+    _, model = build_on(model_folders["gpt2"], "lora", target_modules=["mlp.c_proj"])
+    adapted = {n.split(".lora_A.")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted and all(n.endswith("mlp.c_proj") for n in adapted)
+    with pytest.raises(EngineError, match="not found"):
+        build_on(model_folders["gpt2"], "lora", target_modules=["mlp.q_proj"])
+
+
 def test_auto_targets_and_conv1d_fan_in_fan_out(model_folders) -> None:
     """GPT-2's c_attn is a Conv1D: LoRA wraps it with fan_in_fan_out and its output changes once B is non-zero."""
     _, model = build_on(model_folders["gpt2"], "lora")

@@ -35,7 +35,7 @@ def footprint(shape: ModelShape, cfg: Any) -> Footprint:
 METHOD = MethodInfo(
     name="prefix_tuning",
     title="Prefix tuning",
-    summary="Trainable key/value prefixes in every layer: the fewest parameters.",
+    summary="Trainable key/value prefixes in every layer: few parameters, the base untouched.",
     order=5,
     matrix=MatrixRow("12GB", "Very Fast", "85-92%", True, True, "partial"),
     spec_model=PrefixTuningSpecific,

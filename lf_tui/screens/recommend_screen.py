@@ -1,0 +1,107 @@
+"""The selection matrix made live: pick a model and a GPU size, see what fits and why, Enter opens one in the editor."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+
+from lf_tui.messages import OpenEditor
+from lf_tui.present.memory_text import RECOMMEND_HEADERS, recommend_rows, size
+
+GOALS = [("best quality", "quality"), ("fastest", "speed"), ("least memory", "memory")]
+
+
+class RecommendScreen(Screen[None]):
+    """Model, GPU memory and goal at the top; every fitting method and setting below, best first."""
+
+    DEFAULT_CSS = """
+    RecommendScreen #recommend-inputs { height: auto; }
+    RecommendScreen #recommend-inputs Input { width: 1fr; }
+    RecommendScreen #recommend-inputs Select { width: 22; }
+    RecommendScreen #candidates { height: 1fr; }
+    RecommendScreen #recommend-status { height: auto; max-height: 4; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, base_model: str = "builtin:tiny-llama", budget: str | None = None):
+        super().__init__()
+        self.base_model = base_model
+        self.budget = budget or os.environ.get("LF_TUI_GPU_MEMORY") or "24GiB"
+        self.found: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("What fits: model, GPU memory and goal; Enter on a row opens it in the editor", classes="title")
+        with Horizontal(id="recommend-inputs"):
+            yield Input(self.base_model, placeholder="hub id, model folder or builtin:tiny-llama", id="model")
+            yield Input(self.budget, placeholder="GPU memory, e.g. 24GiB", id="budget")
+            yield Select(GOALS, value="quality", allow_blank=False, id="goal")
+        yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
+        yield Static(id="recommend-status")
+        yield Footer()
+
+    @property
+    def table(self) -> DataTable[str]:
+        return self.query_one("#candidates", DataTable)
+
+    def on_mount(self) -> None:
+        self.table.add_columns(*RECOMMEND_HEADERS)
+        self.refresh_candidates()
+        self.table.focus()
+
+    @on(Input.Submitted)
+    @on(Select.Changed)
+    def refresh_candidates(self) -> None:
+        model = self.query_one("#model", Input).value.strip()
+        budget = self.query_one("#budget", Input).value.strip()
+        goal = str(self.query_one("#goal", Select).value)
+        self.query_one("#recommend-status", Static).update(f"planning {model} in {budget}…")
+        self.compute(model, budget, goal)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def compute(self, model: str, budget_text: str, goal: str) -> None:
+        """The planner for every method and setting (reading a hub model's config.json may take a moment)."""
+        from engine.planning import PlanError
+        from engine.recommend import recommend
+        from methods.memory_plan import parse_size
+
+        try:
+            budget = parse_size(budget_text)
+            found, notes = recommend(model, budget, goal)  # type: ignore[arg-type]
+        except ValueError as exc:
+            self.app.call_from_thread(self._show, [], f"[red]{exc}[/red]")
+            return
+        except PlanError as exc:
+            self.app.call_from_thread(self._show, [], f"[red]{exc.message}[/red]\n{exc.hint}")
+            return
+        status = (f"{len(found)} fit {model} in {size(budget)}, best for {goal} first · " + " · ".join(notes)
+                  if found else f"[yellow]nothing fits {model} in {size(budget)}[/yellow]: a smaller model or more memory")
+        self.app.call_from_thread(self._show, found, status)
+
+    def _show(self, found: list[Any], status: str) -> None:
+        if not self.is_attached:
+            return
+        self.found = found
+        table = self.table
+        table.clear()
+        for row, candidate in zip(recommend_rows(found), found):
+            table.add_row(*row, key=str(id(candidate)))
+        self.query_one("#recommend-status", Static).update(status)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if not self.found:
+            return
+        candidate = self.found[event.cursor_row]
+        from methods.catalogue import get_catalogue
+
+        method = get_catalogue().get(candidate.method)
+        self.post_message(OpenEditor(candidate.method, method.defaults_path,
+                                     text=json.dumps(candidate.document, indent=2) + "\n"))
