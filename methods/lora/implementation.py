@@ -25,7 +25,7 @@ INITIAL_ADAPTER = "_lf_tui_initial_adapter"  # attribute of the PEFT model: wher
 ADAPTER_FILE = "adapter_model.safetensors"
 
 
-def init_lora_weights(spec: Any) -> bool | str:
+def init_lora_weights(spec: Any) -> Any:
     """PEFT's init_lora_weights for the method_specific section: True (the default init), or its name."""
     name = spec.init_lora_weights
     if name == "default":
@@ -148,8 +148,13 @@ def save(model: Any, folder: Path) -> None:
     if initial is None:
         model.save_pretrained(str(folder), safe_serialization=True)
         return
-    with torch.random.fork_rng():  # the conversion loads the initial adapter, whose init draws random numbers
+    modes = [(module, module.training) for module in model.modules()]
+    # the conversion loads the initial adapter beside the trained one (its init draws random numbers) and leaves
+    # the model in eval mode: a checkpoint mid-run must change neither the run's random stream nor its dropout
+    with torch.random.fork_rng():
         model.save_pretrained(str(folder), safe_serialization=True, path_initial_model_for_weight_conversion=initial)
+    for module, training in modes:
+        module.training = training
     keep_unconverted_tensors(model, folder / ADAPTER_FILE)
 
 

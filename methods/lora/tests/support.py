@@ -34,10 +34,11 @@ def save_tiny_model(folder: Path, arch: str) -> Path:
 
 
 def config(method: str, base_model: str = "builtin:tiny-llama", training: dict[str, Any] | None = None,
+           monitoring: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
            **method_specific: Any) -> Any:
     return make_config(method, base_model=base_model, hardware={"mixed_precision": "no"},
                        training={"max_steps": 4, "batch_size": 2, "max_seq_length": 64, **(training or {})},
-                       method_specific={"lora_dropout": 0.0, **method_specific})
+                       monitoring=monitoring or {}, data=data or {}, method_specific={"lora_dropout": 0.0, **method_specific})
 
 
 def build(cfg: Any) -> tuple[Any, Any]:

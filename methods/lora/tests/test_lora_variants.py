@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.errors import EngineError
-from methods.lora.tests.support import IDS, base_model, build, config, logits, save_tiny_model, stock_reload, train_steps
+from methods.lora.tests.support import IDS, base_model, build, config, logits, stock_reload, train_steps
 from methods.validation import validate_config
 from tests.engine_builders import built
 
@@ -74,12 +74,14 @@ def test_pissa_and_olora_start_from_the_base_and_save_an_adapter_for_the_origina
     train_steps(model, impl, cfg)
     trained = logits(model)
     assert not torch.allclose(trained, logits(fresh), atol=1e-3)
-    impl.save(model, tmp_path)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    model.train()
+    impl.save(model, tmp_path)  # as a checkpoint mid-run: the model stays as it was, in training mode
+    assert all(m.training for m in model.modules()) and set(model.peft_config) == {"default"}
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == trainable
     reloaded = stock_reload(cfg, tmp_path)
     assert reloaded.peft_config["default"].r == 8 and reloaded.peft_config["default"].init_lora_weights is True
     assert torch.allclose(logits(reloaded), trained, atol=1e-4)
-    assert [n for n, p in model.named_parameters() if p.requires_grad]  # saving left the model trainable
-    assert set(model.peft_config) == {"default"} and model.training is False  # (logits() set eval)
 
 
 def test_loraplus_gives_lora_b_ratio_times_the_learning_rate_with_the_engines_weight_decay() -> None:
@@ -154,8 +156,8 @@ def test_ignored_options_and_rslora_alpha_are_warnings() -> None:
     assert "sqrt(r)" in warnings["method_specific.lora_alpha"]
 
 
-def test_olora_on_conv1d_layers_chosen_by_auto_is_a_clear_config_error(tmp_path: Path) -> None:
-    folder = save_tiny_model(tmp_path / "gpt2", "gpt2")
+def test_olora_on_conv1d_layers_chosen_by_auto_is_a_clear_config_error(tiny_models) -> None:
+    folder = tiny_models["gpt2"]
     with pytest.raises(EngineError) as info:
         build(config("lora", base_model=str(folder), init_lora_weights="olora"))
     assert info.value.kind == "config" and "Conv1D" in info.value.message and "pissa" in info.value.hint
