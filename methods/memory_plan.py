@@ -2,7 +2,8 @@
 
 The parts follow what the engine holds at its peak (the backward pass of the largest step):
 - weights: the base model in the dtype the engine loads it in (4/8-bit linear layers when quantised, their
-  quantisation constants apart), fp32 master weights for a method that trains the base;
+  quantisation constants apart), fp32 master weights for a method that trains the base; under autocast, the
+  half-precision copies of fp32 weights that autograd keeps for backward;
 - trainable: the method's own weights (fp32), gradients (fp32) and the optimizer's states;
 - activations: what autograd keeps per token and layer for backward (the layer inputs only, plus one layer
   recomputed, under gradient checkpointing);
@@ -135,6 +136,10 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
         parts["quantisation constants"] = int(linear * (1 / 64 + 4 / (64 * 256)))
     else:
         parts["weights"] = shape.total_params * base_bytes
+    if half and base_bytes == 4 and not footprint.base_bits:
+        # autocast casts fp32 weights to the compute dtype per matmul, and autograd keeps each copy for backward
+        # (a trained weight's copy is cached for the step): 2 bytes per linear and head weight
+        parts["autocast weight copies"] = (linear + shape.head_params) * 2
     trainable = footprint.trainable_params
     own_bytes = base_bytes if footprint.trains_base else 4
     parts["trainable weights"] = 0 if footprint.trains_base else trainable * 4

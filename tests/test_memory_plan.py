@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.planning import PlanError, estimate, model_shape
+from methods.catalogue import get_catalogue
 from methods.memory_plan import GiB, parse_size
 from methods.model_shape import shape_from_config
 from tests.conftest import make_config
@@ -67,7 +68,7 @@ def test_the_cpu_plan_counts_fp32_weights_and_no_gpu_overhead(llama7b: str) -> N
     gpu, cpu = estimate(cfg, "cuda")[0], estimate(cfg, "cpu")[0]
     assert cpu.parts["weights"] == 2 * gpu.parts["weights"] and cpu.parts["runtime overhead"] == 0
     assert gpu.parts["runtime overhead"] > 0
-    assert gpu.trainable_params == 20 * 2 * 32 * 4096  # 20 virtual tokens, a key and a value per layer
+    assert gpu.trainable_params == 20 * 2 * 32 * 4096  # 20 virtual tokens, a key and a value per layer (no GQA)
 
 
 def test_unreachable_model_configs_are_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,3 +113,22 @@ def test_plan_as_the_readme_shows_it(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "training.batch_size" in bad.stderr + bad.stdout
     offline = _plan(tmp_path, "-c", "my.json", "--base-model", "nobody/Missing-7B")
     assert offline.returncode == 2 and "Traceback" not in offline.stderr and "config.json" in offline.stderr
+
+
+@pytest.mark.parametrize("method", get_catalogue().names())
+def test_each_methods_footprint_counts_the_parameters_it_trains(method: str) -> None:
+    """The planner's trainable count is the built model's, for every method in the catalogue (its spec's memory=)."""
+    pytest.importorskip("bitsandbytes") if method == "qlora" else None
+    from engine.models import count_parameters
+    from tests.engine_builders import built
+
+    info = get_catalogue().get(method).info
+    assert info.memory is not None, f"{method}'s spec declares no memory footprint"
+    try:
+        cfg, _, model, _ = built(method)
+    except Exception as exc:  # QLoRA on a CPU without bitsandbytes' kernels for the built-in model's width
+        pytest.skip(f"{method} does not build here: {exc}")
+    shape, _ = model_shape(cfg.base_model)
+    planned = info.memory(shape, cfg).trainable_params
+    actual = count_parameters(model)[0]
+    assert abs(planned - actual) <= 0.01 * actual, (planned, actual)

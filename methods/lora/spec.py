@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field
 
 from methods.config_models import MethodConfigBase, MethodSpecific
+from methods.lora.memory import footprint
 from methods.method_info import Demo, Finding, MatrixRow, MethodInfo, UseCase, Variant
 
 InitLoraWeights = Literal["default", "gaussian", "pissa", "olora"]
@@ -133,4 +134,5 @@ METHOD = MethodInfo(
         UseCase("Maximum Quality", "secondary", "LoRA (r=64+)"),
     ),
     variants=VARIANTS,
+    memory=footprint,
 )

@@ -21,10 +21,10 @@ class PrefixTuningSpecific(MethodSpecific):
 
 
 def footprint(shape: ModelShape, cfg: Any) -> Footprint:
-    """PEFT's prefix: a key and a value of the hidden width per virtual token and layer (through an MLP when
-    prefix_projection is on); every sequence attends to num_virtual_tokens more positions."""
+    """PEFT's prefix: a key and a value (the key/value heads' width) per virtual token and layer (through an MLP
+    when prefix_projection is on); every sequence attends to num_virtual_tokens more positions."""
     spec, h = cfg.method_specific, shape.hidden_size
-    n, width = spec.num_virtual_tokens, 2 * shape.num_layers * h
+    n, width = spec.num_virtual_tokens, 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim
     trainable = n * width
     if spec.prefix_projection:
         encoder = spec.encoder_hidden_size or h

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from methods.config_models import MethodConfigBase
+from methods.lora.memory import footprint as lora_footprint
 from methods.lora.spec import VARIANTS as LORA_VARIANTS
 from methods.lora.spec import LoraSpecific, alpha_below_rank, variant_settings
 from methods.method_info import Demo, Finding, MatrixRow, MethodInfo, UseCase
@@ -55,6 +56,11 @@ def quantised_base_init(cfg: MethodConfigBase) -> Iterator[Finding]:
 VARIANTS = tuple(v for v in LORA_VARIANTS if v.options.get("init_lora_weights") not in ("pissa", "olora"))
 
 
+def footprint(shape: Any, cfg: Any) -> Any:
+    """LoRA's, on base linear layers packed in 4 (or 8) bits."""
+    return lora_footprint(shape, cfg, base_bits=4 if cfg.method_specific.load_in_4bit else 8)
+
+
 METHOD = MethodInfo(
     name="qlora",
     title="QLoRA",
@@ -71,4 +77,5 @@ METHOD = MethodInfo(
         UseCase("Memory Constrained", "primary", "4-bit quantization"),
     ),
     variants=VARIANTS,
+    memory=footprint,
 )
