@@ -13,21 +13,23 @@ if TYPE_CHECKING:
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("methods", help="the method selection matrix and recommendations")
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    p.add_argument("--base-model", help="compute the memory row for this model (default: Llama-2-7B's sizes)")
     p.set_defaults(handler=run)
 
 
-def matrix_table() -> Table:
+def matrix_table(base_model: str | None = None) -> Table:
     """Criteria down the side, one column per method, as the design document lays it out."""
     from rich.table import Table
 
-    from lf_tui.present.methods_table import MATRIX_HEADERS, matrix_rows
+    from lf_tui.present.methods_table import REFERENCE_LABEL, REFERENCE_MODEL, matrix_headers, matrix_rows
 
-    rows = matrix_rows()
-    table = Table(title="Quick selection matrix")
+    rows = matrix_rows(base_model or REFERENCE_MODEL)
+    table = Table(title="Quick selection matrix",
+                  caption="memory: the planner's peak for each method's defaults on a GPU (lf-tui plan for yours)")
     table.add_column("Criteria", style="bold")
     for _, cells in rows:
         table.add_column(cells[0])
-    for i, label in enumerate(MATRIX_HEADERS[1:], start=1):
+    for i, label in enumerate(matrix_headers(base_model or REFERENCE_LABEL)[1:], start=1):
         table.add_row(label, *[cells[i] for _, cells in rows])
     return table
 
@@ -60,13 +62,17 @@ def variant_table() -> Table:
 
 def run(args: argparse.Namespace) -> int:
     from lf_tui.cli import console
+    from lf_tui.present.methods_table import REFERENCE_MODEL, memory_cell
     from methods.catalogue import get_catalogue
+    from methods.config_paths import resolve_cli_path
 
     catalogue = get_catalogue()
+    base_model = resolve_cli_path(args.base_model) or REFERENCE_MODEL
     if args.json:
         out = {
             "methods": [
                 {"name": m.name, "title": m.info.title, "summary": m.info.summary, "matrix": vars(m.info.matrix),
+                 "planned_memory": memory_cell(m, base_model),
                  "variants": [{"title": v.title, "options": v.options, "summary": v.summary} for v in m.info.variants]}
                 for m in catalogue
             ],
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     screen = console.out()
-    screen.print(matrix_table())
+    screen.print(matrix_table(base_model if args.base_model else None))
     screen.print(use_case_table())
     if any(m.info.variants for m in catalogue):
         screen.print(variant_table())

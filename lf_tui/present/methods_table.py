@@ -2,36 +2,65 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 
-from methods.catalogue import Method, get_catalogue
+from methods.catalogue import METHODS_DIR, Method, get_catalogue
 from methods.method_info import MatrixRow, Variant
+
+# the memory column is computed for this model (its published config.json, no weights) unless one is chosen
+REFERENCE_MODEL = str(METHODS_DIR / "reference_models" / "llama-2-7b")
+REFERENCE_LABEL = "Llama-2-7B"
 
 YES_NO = {True: "✔ yes", False: "✘ no"}
 READINESS = {"yes": "✔ yes", "partial": "◐ partial", "no": "✘ no"}
 
+MEMORY_HEADER = "GPU Memory"
 CRITERIA: list[tuple[str, Callable[[MatrixRow], str]]] = [
-    ("GPU Memory (7B)", lambda r: r.gpu_memory_7b),
     ("Training Speed", lambda r: r.training_speed),
     ("Quality vs Full FT", lambda r: r.quality_vs_full),
     ("Multiple Tasks", lambda r: YES_NO[r.multiple_tasks]),
     ("Hot Swapping", lambda r: YES_NO[r.hot_swapping]),
     ("Production Ready", lambda r: READINESS[r.production_ready]),
 ]
-MATRIX_HEADERS = ["Method", *(label for label, _ in CRITERIA)]
+
+
+def matrix_headers(model_label: str = REFERENCE_LABEL) -> list[str]:
+    return ["Method", f"{MEMORY_HEADER} ({model_label})", *(label for label, _ in CRITERIA)]
+
+
+MATRIX_HEADERS = matrix_headers()
 USE_CASE_HEADERS = ["Use Case", "Primary Method", "Secondary Option", "Configuration Notes"]
 VARIANT_HEADERS = ["Method", "Variant", "Set in method_specific", "What it changes"]
 
 
-def matrix_cells(method: Method) -> list[str]:
-    """One method's row of the matrix: its title, then one cell per criterion."""
-    return [method.info.title, *(get(method.info.matrix) for _, get in CRITERIA)]
+def memory_cell(method: Method, base_model: str) -> str:
+    """The planner's peak for the method's defaults on `base_model` on a GPU (its spec's figure, marked `*`, when
+    the planner cannot size it)."""
+    from engine.planning import PlanError, estimate
+    from lf_tui.present.memory_text import size
+    from methods.validation import validate_config
+
+    document = copy.deepcopy(method.defaults())
+    document["method_config"]["base_model"] = base_model
+    cfg = validate_config(document).config
+    try:
+        if cfg is None:
+            raise PlanError("the defaults do not validate")
+        return size(estimate(cfg, "cuda")[0].total)
+    except PlanError:
+        return f"{method.info.matrix.gpu_memory_7b}*"
 
 
-def matrix_rows() -> list[tuple[str, list[str]]]:
+def matrix_cells(method: Method, base_model: str = REFERENCE_MODEL) -> list[str]:
+    """One method's row of the matrix: its title, its planned memory on `base_model`, one cell per criterion."""
+    return [method.info.title, memory_cell(method, base_model), *(get(method.info.matrix) for _, get in CRITERIA)]
+
+
+def matrix_rows(base_model: str = REFERENCE_MODEL) -> list[tuple[str, list[str]]]:
     """(method name, cells) for every method in the catalogue, in catalogue order."""
-    return [(m.name, matrix_cells(m)) for m in get_catalogue()]
+    return [(m.name, matrix_cells(m, base_model)) for m in get_catalogue()]
 
 
 def use_case_rows() -> list[tuple[str, str, str, str]]:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from lf_tui.messages import OpenEditor
-from lf_tui.present.methods_table import MATRIX_HEADERS, USE_CASE_HEADERS, matrix_rows, method_blurb, use_case_rows
+from lf_tui.present.methods_table import (
+    REFERENCE_LABEL,
+    REFERENCE_MODEL,
+    USE_CASE_HEADERS,
+    matrix_headers,
+    matrix_rows,
+    method_blurb,
+    use_case_rows,
+)
 from methods.catalogue import Method, get_catalogue
 
 
@@ -21,7 +30,9 @@ class MethodsScreen(Screen[None]):
         Binding("a", "open('advanced')", "Advanced"),
         Binding("p", "open('production')", "Production"),
         Binding("v", "readme", "README"),
+        Binding("m", "pick_model", "Memory for model"),
     ]
+    base_model = REFERENCE_MODEL
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -37,15 +48,50 @@ class MethodsScreen(Screen[None]):
         return self.query_one("#matrix", DataTable)
 
     def on_mount(self) -> None:
-        self.matrix.add_columns(*MATRIX_HEADERS)
-        for name, cells in matrix_rows():
-            self.matrix.add_row(*cells, key=name)
+        self._fill(REFERENCE_LABEL, matrix_rows())
         usecases: DataTable[str] = self.query_one("#usecases", DataTable)
         usecases.add_columns(*USE_CASE_HEADERS)
         for row in use_case_rows():
             usecases.add_row(*row)
         self.matrix.focus()
         self._show_summary()
+
+    def _fill(self, label: str, rows: list[tuple[str, list[str]]]) -> None:
+        matrix = self.matrix
+        row = matrix.cursor_row
+        matrix.clear(columns=True)
+        matrix.add_columns(*matrix_headers(label))
+        for name, cells in rows:
+            matrix.add_row(*cells, key=name)
+        matrix.move_cursor(row=min(row, len(rows) - 1))
+
+    def action_pick_model(self) -> None:
+        from lf_tui.widgets.dialogs import PromptScreen
+
+        current = "" if self.base_model == REFERENCE_MODEL else self.base_model
+        self.app.push_screen(PromptScreen("Memory column for which model? (hub id or folder; empty: Llama-2-7B)",
+                                          current), self._set_model)
+
+    def _set_model(self, value: str | None) -> None:
+        if value is None:
+            return
+        self.base_model = value.strip() or REFERENCE_MODEL
+        self.notify(f"planning every method on {value.strip() or REFERENCE_LABEL}…")
+        self._replan(self.base_model)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _replan(self, base_model: str) -> None:
+        """The planner per method (a hub model's config.json may need fetching): off the UI thread."""
+        from engine.planning import PlanError, model_shape
+
+        label = REFERENCE_LABEL if base_model == REFERENCE_MODEL else base_model.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            model_shape(base_model)
+        except PlanError as exc:
+            self.app.call_from_thread(self.notify, f"{exc.message}: {exc.hint}", severity="error", timeout=10)
+            return
+        rows = matrix_rows(base_model)
+        self.app.call_from_thread(self._fill, label, rows)
 
     @property
     def selected(self) -> Method:
