@@ -39,7 +39,10 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
 
     def settings_text(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in self.settings.items())
+        """`batch 8, r 16, gradient checkpointing` (checkpointing named only when on)."""
+        parts = [f"{k} {v}" for k, v in self.settings.items() if k != "gradient checkpointing"]
+        return ", ".join(parts + (["gradient checkpointing"] if self.settings.get("gradient checkpointing") == "on"
+                                  else []))
 
 
 def _quality(method: Method) -> float:

@@ -49,12 +49,16 @@ class MethodsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._fill(REFERENCE_LABEL, matrix_rows())
+        self.set_class(self.size.height < 32, "short")
         usecases: DataTable[str] = self.query_one("#usecases", DataTable)
         usecases.add_columns(*USE_CASE_HEADERS)
         for row in use_case_rows():
             usecases.add_row(*row)
         self.matrix.focus()
         self._show_summary()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 32, "short")  # 24 rows over SSH: no header, the use cases scroll
 
     def _fill(self, label: str, rows: list[tuple[str, list[str]]]) -> None:
         matrix = self.matrix
