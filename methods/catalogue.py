@@ -109,8 +109,9 @@ class Catalogue:
                 if uc.role == "primary":
                     row["primary"] = method.info.title
                     row["notes"] = uc.notes or row["notes"]
-                elif not row["secondary"]:
-                    row["secondary"] = uc.notes if uc.notes and "(" in uc.notes else method.info.title
+                else:  # every method that offers itself as the second choice, in catalogue order
+                    shown = uc.notes if uc.notes and "(" in uc.notes else method.info.title
+                    row["secondary"] = f"{row['secondary']}, {shown}" if row["secondary"] else shown
         return [(k, v["primary"], v["secondary"], v["notes"]) for k, v in rows.items()]
 
 
