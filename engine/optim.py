@@ -17,6 +17,16 @@ def optimizer_class(training: Any) -> tuple[type[torch.optim.Optimizer], dict[st
         from transformers.optimization import Adafactor
 
         return Adafactor, {**kwargs, "relative_step": False, "scale_parameter": False}
+    if training.optimizer in ("adamw_8bit", "paged_adamw_8bit"):
+        try:
+            import bitsandbytes.optim as bnb_optim
+        except ImportError:
+            from engine.errors import EngineError
+
+            raise EngineError("unsupported_hardware", f"training.optimizer {training.optimizer} needs bitsandbytes",
+                              "pip install bitsandbytes, or use optimizer adamw") from None
+        paged = training.optimizer.startswith("paged")
+        return (bnb_optim.PagedAdamW8bit if paged else bnb_optim.AdamW8bit), kwargs
     return torch.optim.AdamW, kwargs
 
 

@@ -27,7 +27,10 @@ class Training(Section):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = Field(
         "linear", description="learning-rate schedule after warm-up"
     )
-    optimizer: Literal["adamw", "sgd", "adafactor"] = Field("adamw", description="optimizer")
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "sgd", "adafactor"] = Field(
+        "adamw", description="adamw (fp32 states, 8 bytes a parameter), adamw_8bit / paged_adamw_8bit (bitsandbytes: "
+        "2 bytes; paged moves states to CPU under pressure, CUDA only), sgd (momentum, 4 bytes), adafactor (factored)"
+    )
     seed: int = Field(42, ge=0, description="random seed for weights, data order and dropout")
     max_seq_length: int = Field(512, ge=8, le=131072, description="longer examples are truncated")
     padding_reduction: Literal["auto", "group_by_length", "packing", "off"] = Field(
