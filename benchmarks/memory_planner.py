@@ -49,12 +49,51 @@ def measure(config: Path) -> dict[str, object]:
         return {"error": proc.stderr[-500:]}
 
 
+LLAMA3_8B = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+             "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False}
+# (label, method, method_specific, hardware, LLaMA-Factory's 7B figure, Spheron's 7B/8B figure), batch 1 x 512
+PUBLISHED = [
+    ("full, bf16 mixed precision, AdamW", "full_finetune", {}, {}, "120GB", "~88 GB"),
+    ("full, pure bf16", "full_finetune", {}, {"pure_bf16": True}, "60GB", ""),
+    ("LoRA r=16 (q,v), bf16 base", "lora", {"r": 16, "lora_alpha": 32}, {}, "16GB", ""),
+    ("LoRA r=64 all-linear, bf16 base", "lora", {"r": 64, "lora_alpha": 128, "target_modules": "all-linear"}, {},
+     "", "~20 GB"),
+    ("QLoRA 8-bit r=16", "qlora", {"r": 16, "lora_alpha": 32, "load_in_4bit": False}, {}, "10GB", ""),
+    ("QLoRA 4-bit NF4 r=16", "qlora", {"r": 16, "lora_alpha": 32}, {}, "6GB", "~8 GB"),
+]
+
+
+def published(folder: Path) -> None:
+    """The planner beside two published GPU tables for 7B-class models (batch 1, 512 tokens, no checkpointing)."""
+    from engine.planning import estimate
+    from methods.catalogue import METHODS_DIR
+    from methods.validation import validate_config
+
+    (folder / "llama-3-8b").mkdir(parents=True, exist_ok=True)
+    (folder / "llama-3-8b" / "config.json").write_text(json.dumps(LLAMA3_8B))
+    models = {"Llama-2-7B": str(METHODS_DIR / "reference_models" / "llama-2-7b"),
+              "Llama-3-8B": str(folder / "llama-3-8b")}
+    print("| setting | LLaMA-Factory (7B) | Spheron (7B/8B) | planner Llama-2-7B | planner Llama-3-8B |")
+    print("|---|---|---|---|---|")
+    for label, method, specific, hardware, factory, spheron in PUBLISHED:
+        cells = []
+        for model in models.values():
+            document = {"method": method, "base_model": model, "method_specific": specific,
+                        "training": {"batch_size": 1, "max_seq_length": 512},
+                        "hardware": {"gradient_checkpointing": False, **hardware}}
+            cfg = validate_config(document).config
+            assert cfg is not None, label
+            cells.append(f"{estimate(cfg, 'cuda')[0].total / 2**30:.1f} GiB")
+        print(f"| {label} | {factory or '—'} | {spheron or '—'} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> int:
     from engine.planning import estimate
     from methods.catalogue import get_catalogue
     from methods.validation import validate_config
 
     parser = argparse.ArgumentParser()
+    parser.add_argument("--published", action="store_true", help="only the comparison with published GPU tables")
     parser.add_argument("--sizes", default="S,M,L")
     parser.add_argument("--methods", default=",".join(get_catalogue().names()))
     parser.add_argument("--batch", type=int, default=2)
@@ -62,6 +101,9 @@ def main() -> int:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "lf-tui-memory-bench")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
+    if args.published:
+        published(args.folder)
+        return 0
     rows, errors = [], []
     for size in args.sizes.split(","):
         model = build(args.folder, size)
