@@ -138,9 +138,13 @@ class Trainer:
 
     def _loss_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed next-token loss of one batch (divided by the step's target tokens by the caller)."""
+        from engine.loss import chunked_loss_sum, chunked_supported
+
         batch = {k: v.to(self.runtime.device, non_blocking=True) for k, v in batch.items()}
         labels = batch.pop("labels")
-        with self._autocast():
+        if chunked_supported(self.model, batch, self._autocast):  # the logits of one chunk of rows at a time
+            return chunked_loss_sum(self.model, batch, labels, self._autocast)
+        with self._autocast():  # the plain path: full logits (a model whose logits the chunks cannot reproduce)
             logits = self.model(**batch, use_cache=False).logits
         return summed_loss(logits, labels)
 
