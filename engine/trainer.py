@@ -116,6 +116,7 @@ class Trainer:
         self._segment_start: float | None = None
         self.close_external: Callable[[], None] | None = None  # closes the external metric sinks (set by the runner)
         self.data_format = ""  # the training data's format, for the summary (set by the runner)
+        self.planned_peak_bytes = 0  # the memory planner's estimate (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
         data = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.scaler)
