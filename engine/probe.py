@@ -141,11 +141,14 @@ def probe(config_path: Path, dataset: str | None = None, steps: int = 3, search_
     seq_len = cfg.training.max_seq_length
     if dataset:
         seq_len = _longest(cfg, dataset, seq_len)
-    result = _train_steps(cfg, cfg.training.batch_size, seq_len, steps)
     if search_batch:
-        if not result["device"].startswith("cuda"):
+        from engine.models import resolve_runtime
+
+        if resolve_runtime(cfg).device.type != "cuda":  # before anything loads
             raise EngineError("unsupported_hardware", "--find-batch needs a CUDA GPU (out of memory on a CPU is "
                               "the operating system's to handle, not an error a process can catch)")
+    result = _train_steps(cfg, cfg.training.batch_size, seq_len, steps)
+    if search_batch:
         result["find_batch"] = find_batch(cfg, seq_len, steps)
     return result
 

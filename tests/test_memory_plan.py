@@ -132,3 +132,27 @@ def test_each_methods_footprint_counts_the_parameters_it_trains(method: str) -> 
     planned = info.memory(shape, cfg).trainable_params
     actual = count_parameters(model)[0]
     assert abs(planned - actual) <= 0.01 * actual, (planned, actual)
+
+
+def test_plan_for_a_datasets_longest_example(tmp_path: Path) -> None:
+    (tmp_path / "my.json").write_text(json.dumps({"method": "adapters", "training": {"max_seq_length": 1024}}))
+    (tmp_path / "data.jsonl").write_text(json.dumps({"instruction": "Say hi.", "output": "Hi!"}) + "\n")
+    full = json.loads(_plan(tmp_path, "-c", "my.json", "--json").stdout)
+    short = json.loads(_plan(tmp_path, "-c", "my.json", "--dataset", "data.jsonl", "--json").stdout)
+    assert full["setting"]["seq_len"] == 1024 and short["setting"]["seq_len"] < 32
+    assert short["breakdown"]["activations"] < full["breakdown"]["activations"] / 20
+
+
+def test_probe_as_the_readme_shows_it(tmp_path: Path) -> None:
+    """`lf-tui probe` from an empty folder: a real measurement beside the planner's figure; a CPU refuses --find-batch."""
+    (tmp_path / "my.json").write_text(json.dumps({"method": "lora", "training": {"max_seq_length": 64,
+                                                                                  "batch_size": 2}}))
+    proc = subprocess.run([str(LF_TUI), "probe", "-c", "my.json", "--steps", "1", "--json"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["peak_bytes"] > 0 and out["planned_bytes"] > 0 and out["device"] == "cpu"
+    assert out["batch_size"] == 2 and out["seq_len"] == 64 and isinstance(out["planner_error"], float)
+    refused = subprocess.run([str(LF_TUI), "probe", "-c", "my.json", "--steps", "1", "--find-batch"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert refused.returncode == 1 and "needs a CUDA GPU" in refused.stderr and "Traceback" not in refused.stderr

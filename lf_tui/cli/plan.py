@@ -18,6 +18,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="plan for a GPU (default) or for this CPU's RAM")
     p.add_argument("--seq-len", type=int, help="tokens per example (default: training.max_seq_length)")
+    p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--json", action="store_true", help="print one JSON object (total_bytes, breakdown, fits)")
     p.set_defaults(handler=run)
 
@@ -47,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from methods.config_paths import resolve_cli_path, resolve_config_paths
 
     config = resolve_config_paths(resolved.config, Path(args.config).parent)  # as `lf-tui train` reads it
+    seq_len = args.seq_len
+    if seq_len is None and args.dataset:
+        from engine.recommend import longest_example_tokens
+
+        longest = longest_example_tokens(str(resolve_cli_path(args.dataset)))
+        seq_len = min(config.training.max_seq_length, longest) if longest else None
     try:
-        plan, shape, source = estimate(config, args.device, resolve_cli_path(args.base_model), args.seq_len)
+        plan, shape, source = estimate(config, args.device, resolve_cli_path(args.base_model), seq_len)
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
