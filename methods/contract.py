@@ -61,6 +61,9 @@ class MethodImplementation(ABC):
     """apply() enables gradient checkpointing itself when the config asks; else the engine enables it before apply()."""
     places_model: ClassVar[bool] = False
     """load_model() already puts the model on the run's device (device_map); else the engine moves it after apply()."""
+    merge_refusal: ClassVar[str] = ("this method's trained weights are not a change to the base model's own weights, "
+                                    "so they cannot be folded into them")
+    """Why merge() returns None (shown when an export with --merged is refused); a method that cannot merge says why."""
 
     # Required hooks.
     @abstractmethod
@@ -101,6 +104,14 @@ class MethodImplementation(ABC):
         """Figures of the trained model the run's summary records under `method` (AdaLoRA: the final ranks); the
         default records nothing."""
         return {}
+
+    def merge(self, folder: Path, dtype: Any, ctx: MethodContext) -> Model | None:
+        """The weights save() wrote to `folder` folded into the base model's own weights: a plain transformers model
+        (no adapter, nothing quantised) in `dtype` (a torch dtype) on the CPU, which `lf-tui export --merged` saves
+        for a stock AutoModelForCausalLM. Load the base with `ctx.load_base_model(dtype=dtype)` (plain, never
+        load_model: QLoRA merges into the de-quantised base, not into 4-bit weights) and fold in place (one copy of
+        the model). None (the default): the method cannot merge, and `merge_refusal` says why."""
+        return None
 
     def generate(self, model: Model, input_ids: Tensor, attention_mask: Tensor,
                  **kwargs: Any) -> Tensor:

@@ -178,6 +178,11 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
         return PeftModel.from_pretrained(base_model, str(folder))
 
 
+def merge(folder: Path, dtype: Any, ctx: Any) -> Any:
+    """The adapter (at its final ranks) folded into a plain base loaded in `dtype`: PEFT's merge_and_unload."""
+    return load_trained(ctx.load_base_model(dtype=dtype), folder, ctx).merge_and_unload()
+
+
 class Adalora(MethodImplementation):
     """AdaLoRA adapters through PEFT (the base frozen), the rank budget reallocated after each optimizer step."""
 
@@ -188,6 +193,7 @@ class Adalora(MethodImplementation):
     after_optimizer_step = staticmethod(after_optimizer_step)
     regularization = staticmethod(regularization)
     summary = staticmethod(summary)
+    merge = staticmethod(merge)
 
 
 IMPLEMENTATION = Adalora()

@@ -150,6 +150,10 @@ def load_trained(base_model: nn.Module, folder: Path, ctx: Any = None) -> nn.Mod
 class Adapters(MethodImplementation):
     """Bottleneck adapters in plain PyTorch, saved as safetensors + JSON."""
 
+    merge_refusal = ("bottleneck adapters are new layers (down-projection, non-linearity, up-projection) after the "
+                     "attention and MLP blocks: a non-linear function of the hidden states that no change to the base "
+                     "model's own weights reproduces, so they cannot be merged")
+
     # the hooks are this module's functions (the method's tests call them directly)
     apply = staticmethod(apply)
     save = staticmethod(save)

@@ -62,6 +62,13 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     return AutoModelForCausalLM.from_pretrained(str(folder), dtype=base_model.dtype)
 
 
+def merge(folder: Path, dtype: Any, ctx: Any) -> Any:
+    """The trained model is plain already: `folder` (a save_pretrained model) loaded in `dtype`, no base needed."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, trust_remote_code=ctx.cfg.trust_remote_code)
+
+
 class FullFinetune(MethodImplementation):
     """Trains the base model's own weights (the chosen ones) and saves the whole model."""
 
@@ -71,6 +78,7 @@ class FullFinetune(MethodImplementation):
     apply = staticmethod(apply)
     save = staticmethod(save)
     load_trained = staticmethod(load_trained)
+    merge = staticmethod(merge)
 
 
 IMPLEMENTATION = FullFinetune()

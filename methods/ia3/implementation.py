@@ -78,6 +78,12 @@ def load_trained(base_model: Any, folder: Path, ctx: MethodContext) -> Any:
     return PeftModel.from_pretrained(base_model, str(folder))
 
 
+def merge(folder: Path, dtype: Any, ctx: MethodContext) -> Any:
+    """The scaling vectors folded into a plain base loaded in `dtype` (PEFT's merge_and_unload multiplies each
+    scaled layer's weight rows, or columns for a feed-forward layer)."""
+    return load_trained(ctx.load_base_model(dtype=dtype), folder, ctx).merge_and_unload()
+
+
 class Ia3(MethodImplementation):
     """IA³ scaling vectors through PEFT (the base frozen)."""
 
@@ -85,6 +91,7 @@ class Ia3(MethodImplementation):
     apply = staticmethod(apply)
     save = staticmethod(save)
     load_trained = staticmethod(load_trained)
+    merge = staticmethod(merge)
 
 
 IMPLEMENTATION = Ia3()

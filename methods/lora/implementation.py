@@ -219,6 +219,13 @@ def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     return PeftModel.from_pretrained(base_model, str(folder))
 
 
+def merge(folder: Path, dtype: Any, ctx: Any) -> Any:
+    """The adapter folded into a plain base loaded in `dtype` (PEFT's merge_and_unload, in place: DoRA magnitudes,
+    Conv1D's fan_in_fan_out and modules_to_save included); a converted PiSSA/OLoRA adapter merges into the original
+    base like any LoRA adapter."""
+    return load_trained(ctx.load_base_model(dtype=dtype), folder, ctx).merge_and_unload()
+
+
 class Lora(MethodImplementation):
     """LoRA adapters through PEFT (the base frozen)."""
 
@@ -227,6 +234,7 @@ class Lora(MethodImplementation):
     save = staticmethod(save)
     load_trained = staticmethod(load_trained)
     build_optimizer = staticmethod(build_optimizer)
+    merge = staticmethod(merge)
 
 
 IMPLEMENTATION = Lora()

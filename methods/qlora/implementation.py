@@ -108,6 +108,12 @@ def build_optimizer(model: Any, cfg: Any, optimizer_cls: type, **optimizer_kwarg
     return lora.build_optimizer(model, cfg, optimizer_cls, **optimizer_kwargs)
 
 
+def merge(folder: Path, dtype: Any, ctx: Any) -> Any:
+    """The adapter folded into the de-quantised base: the base reloaded plainly in `dtype` (no bitsandbytes, never
+    the 4-bit weights it trained on), the adapter loaded with stock PEFT, then merge_and_unload."""
+    return lora.merge(folder, dtype, ctx)
+
+
 class Qlora(MethodImplementation):
     """LoRA on a quantised base: loads the base itself (on the run's device) and prepares it for k-bit training."""
 
@@ -120,6 +126,7 @@ class Qlora(MethodImplementation):
     save = staticmethod(save)
     load_trained = staticmethod(load_trained)
     build_optimizer = staticmethod(build_optimizer)
+    merge = staticmethod(merge)
 
 
 IMPLEMENTATION = Qlora()

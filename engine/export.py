@@ -1,0 +1,289 @@
+"""`python -m engine.export RUN_DIR --out DIR [--merged] [--dtype D] [--force]`: a run's model as a folder to share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DTYPES = ("fp32", "bf16", "fp16")
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+MANIFEST, CARD = "lf_tui_export.json", "README.md"
+KINDS = {"peft": "PEFT adapter", "model": "model (every weight)", "lf-tui": "adapter, in lf-tui's format"}
+MAX_SHARD = "2GB"  # save_pretrained writes safetensors shards of at most this size
+QUANTISED = ("Linear4bit", "Linear8bitLt", "Params4bit", "Int8Params")  # bitsandbytes layers a merge must not leave
+
+
+def fail(message: str, hint: str = "") -> Exception:
+    from engine.errors import EngineError
+
+    return EngineError("export", message, hint)
+
+
+def trained_folder(run: Any) -> tuple[Path, str]:
+    """(the run's trained weights, where they come from): weights/, else the latest complete checkpoint's."""
+    if run.weights_dir.is_dir():
+        return run.weights_dir, "final"
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is not None and (checkpoint / "weights").is_dir():
+        return checkpoint / "weights", f"checkpoint {checkpoint.name} (the run has not finished)"
+    raise fail(f"run {run.run_id} has no trained weights yet (no weights/ and no checkpoint)",
+               "wait for the run to save a checkpoint, or train it to the end")
+
+
+def weights_kind(folder: Path) -> str:
+    """peft (a PEFT adapter), model (a whole transformers model: full fine-tuning) or lf-tui (a format of ours)."""
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file() and "peft_type" in json.loads(adapter.read_text(encoding="utf-8")):
+        return "peft"
+    return "model" if (folder / "config.json").is_file() else "lf-tui"
+
+
+def staging(out: Path, force: bool) -> Path:
+    """A fresh folder beside `out` to write into (renamed to `out` at the end); refuses a non-empty `out`."""
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder", "choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise fail(f"{out} exists and is not empty", "choose another --out, or pass --force to replace a "
+                                                         "previous export there")
+        if not (out / MANIFEST).is_file():
+            raise fail(f"{out} is not empty and holds no lf-tui export ({MANIFEST}): --force replaces only a "
+                       "previous export", "choose another --out, or empty the folder yourself")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-export-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)  # a folder to share, not mkdtemp's private one
+    return stage
+
+
+def resolve_dtype(name: str, cfg: Any) -> str:
+    """fp32/bf16/fp16; auto: the base model's own dtype (its config.json), fp32 when it names none of those."""
+    if name != "auto":
+        return name
+    from transformers import AutoConfig
+
+    from engine.models import model_source
+
+    config = AutoConfig.from_pretrained(model_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    found = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "").replace("torch.", "")
+    return next((short for short, long in TORCH_DTYPES.items() if long == found), "fp32")
+
+
+def check_plain(model: Any, dtype: Any) -> None:
+    """A merged model has no adapter or quantised layer left and every floating weight in `dtype`."""
+    leftovers = sorted({type(m).__name__ for n, m in model.named_modules()
+                        if type(m).__name__ in QUANTISED or "lora_" in n or "ia3_" in n})
+    if leftovers or getattr(model, "peft_config", None) or getattr(model, "is_quantized", False):
+        raise fail(f"the merged model still holds adapter or quantised layers ({', '.join(leftovers) or 'PEFT'})",
+                   "the base model must be a full-precision one (not a pre-quantised checkpoint)")
+    wrong = {str(p.dtype) for p in model.parameters() if p.is_floating_point() and p.dtype != dtype}
+    if wrong:
+        raise fail(f"the merged model has weights in {', '.join(sorted(wrong))}, not {dtype}", "this looks like a bug")
+
+
+def generation_config(cfg: Any, tokenizer: Any, model: Any = None) -> Any:
+    """The model's generation config (else the base's), with the tokenizer's pad and eos tokens filled in."""
+    from transformers import AutoConfig, GenerationConfig
+
+    from engine.models import model_source
+
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        try:
+            config = GenerationConfig.from_pretrained(model_source(cfg.base_model))
+        except OSError:
+            config = GenerationConfig.from_model_config(
+                AutoConfig.from_pretrained(model_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code))
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        if getattr(config, key, None) is None and getattr(tokenizer, key, None) is not None:
+            setattr(config, key, getattr(tokenizer, key))
+    config.use_cache = True
+    return config
+
+
+def write_merged(impl: Any, cfg: Any, weights: Path, dtype_name: str, tokenizer: Any, stage: Path) -> None:
+    """The merged model, on the CPU in `dtype_name`: one copy of it in memory, saved as safetensors shards."""
+    import torch
+
+    from engine.models import Runtime
+    from engine.runner import EngineContext
+
+    dtype = getattr(torch, TORCH_DTYPES[dtype_name])
+    ctx = EngineContext(cfg, Runtime(torch.device("cpu")), lambda level, message: print(message, file=sys.stderr))
+    with torch.no_grad():
+        model = impl.merge(weights, dtype, ctx)
+    if model is None:
+        raise fail(f"method {cfg.method_name} cannot merge: {impl.merge_refusal}", "export without --merged")
+    check_plain(model, dtype)
+    model.config.use_cache = True  # the engine loads with the cache off (training); a shared model generates
+    model.generation_config = generation_config(cfg, tokenizer, model)
+    model.save_pretrained(str(stage), max_shard_size=MAX_SHARD)
+
+
+def write_adapter(cfg: Any, weights: Path, tokenizer: Any, stage: Path) -> None:
+    """The trained files as saved (PEFT's own card left out: ours replaces it), and the base's generation config."""
+    for item in weights.iterdir():
+        if item.is_file() and item.name != CARD:
+            shutil.copyfile(item, stage / item.name)
+    config = stage / "config.json"
+    if config.is_file():  # a whole model (full fine-tuning), saved with the cache off as the engine trains
+        document = json.loads(config.read_text(encoding="utf-8"))
+        document["use_cache"] = True
+        config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if not (stage / "generation_config.json").is_file():
+        generation_config(cfg, tokenizer).save_pretrained(str(stage))
+
+
+def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype: str = "auto",
+           force: bool = False) -> dict[str, Any]:
+    """Write the run's model into `out_dir`: adapter-only (as trained) or merged into plain base weights; returns
+    what was written. Everything goes into a fresh folder first, renamed to `out_dir` once complete."""
+    from engine.models import load_tokenizer
+    from engine.run_store import RunDir
+    from engine.runner import load_run_config
+    from methods.catalogue import get_catalogue
+    from methods.contract import MethodImplementation
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise fail(f"{run.path}: no such run folder")
+    cfg = load_run_config(run)
+    weights, origin = trained_folder(run)
+    impl = get_catalogue().get(cfg.method_name).implementation()
+    kind = weights_kind(weights)
+    if merged and type(impl).merge is MethodImplementation.merge:
+        raise fail(f"method {cfg.method_name} cannot merge: {impl.merge_refusal}",
+                   f"export without --merged: the {KINDS[kind]} as trained, with loading instructions")
+    if not merged and dtype != "auto":
+        raise fail("--dtype applies to --merged exports only (an adapter-only export copies the weights as trained)",
+                   "add --merged, or drop --dtype")
+    out = Path(out_dir).absolute()
+    dtype_name = resolve_dtype(dtype, cfg) if merged else "as trained"
+    stage = staging(out, force)
+    try:
+        tokenizer = load_tokenizer(cfg)
+        if merged:
+            write_merged(impl, cfg, weights, dtype_name, tokenizer, stage)
+        else:
+            write_adapter(cfg, weights, tokenizer, stage)
+        tokenizer.save_pretrained(str(stage))
+        manifest = {"run_id": run.run_id, "method": cfg.method_name, "base_model": cfg.base_model, "merged": merged,
+                    "dtype": dtype_name, "weights": kind if not merged else "model", "weights_from": origin,
+                    "exported": time.time()}
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        refusal = "" if type(impl).merge is not MethodImplementation.merge else impl.merge_refusal
+        (stage / CARD).write_text(model_card(run, cfg, manifest, out, refusal), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    files = [{"name": str(p.relative_to(out)), "bytes": p.stat().st_size} for p in sorted(out.rglob("*"))
+             if p.is_file()]
+    return {**manifest, "out": str(out), "files": files, "total_bytes": sum(f["bytes"] for f in files),
+            "merge_refusal": refusal}
+
+
+def _figure(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def loading(manifest: dict[str, Any], cfg: Any, out: Path, refusal: str) -> str:
+    """How to load the exported folder, for its kind of weights."""
+    from engine.models import model_source
+
+    base = model_source(cfg.base_model)  # a built-in model: the folder lf-tui built it in
+    head = "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+    tok = f'tokenizer = AutoTokenizer.from_pretrained("{out}")\n```\n'
+    if manifest["weights"] == "model":
+        return head + f'model = AutoModelForCausalLM.from_pretrained("{out}")\n' + tok
+    why = f"\nThis method cannot be merged into the base weights: {refusal}.\n" if refusal else ""
+    if manifest["weights"] == "peft":
+        note = ("\nThe adapter was trained on a 4-bit base: loading the base with the run's BitsAndBytesConfig "
+                "reproduces training; a full-precision base gives a little better outputs (no quantisation error).\n"
+                if cfg.method_name == "qlora" else "")
+        return (head.replace("\n", "\nfrom peft import PeftModel\n", 1)
+                + f'base = AutoModelForCausalLM.from_pretrained("{base}")\n'
+                f'model = PeftModel.from_pretrained(base, "{out}")\n' + tok + note + why)
+    return (f"{why}These weights are in lf-tui's own format: loading them needs lf-tui's code (the method's "
+            f"`load_trained` in `methods/{cfg.method_name}/implementation.py`), from lf-tui's folder:\n\n"
+            + head + f"from methods.{cfg.method_name}.implementation import load_trained\n\n"
+            f'model = load_trained(AutoModelForCausalLM.from_pretrained("{base}"), "{out}")\n' + tok
+            + "\n(`lf-tui generate --run RUN --prompt ...` generates from the run itself.)\n")
+
+
+def model_card(run: Any, cfg: Any, manifest: dict[str, Any], out: Path, refusal: str) -> str:
+    """README.md: method and settings, base model, data, training config, final metrics and how to load."""
+    meta, summary = run.meta(), run.summary() or {}
+    t, hw = cfg.training, cfg.hardware
+    hub_base = not cfg.base_model.startswith("builtin:") and not Path(cfg.base_model).exists()
+    front = ["---", f"base_model: {cfg.base_model}"] if hub_base else ["---"]
+    front += [f"library_name: {'peft' if manifest['weights'] == 'peft' else 'transformers'}",
+              f"tags: [lf-tui, {cfg.method_name}]", "---", ""]
+    what = (f"the merged model ({manifest['dtype']}): the trained weights folded into the base's"
+            if manifest["merged"] else f"the trained {KINDS[manifest['weights']]} as saved (not merged)")
+    settings = "\n".join(f"- `{k}`: `{json.dumps(v)}`" for k, v in cfg.method_specific.model_dump(mode="json").items())
+    return "\n".join(front + [
+        f"# {cfg.method_name} fine-tune of {cfg.base_model}", "",
+        f"Exported by lf-tui from run `{run.run_id}` ({summary.get('status', 'unfinished')}): {what}; weights from "
+        f"{manifest['weights_from']}.", "",
+        f"## Method: {cfg.method_name}", "", settings, "",
+        "## Base model", "", f"`{cfg.base_model}`", "",
+        "## Data", "", f"- dataset: `{meta.get('dataset') or 'the bundled sample dataset'}`",
+        f"- eval dataset: `{meta.get('eval_dataset') or f'a {cfg.data.eval_split:g} split of the dataset'}`",
+        f"- format: {summary.get('data_format', cfg.data.format)}", "",
+        "## Training", "",
+        f"- {f'{t.max_steps} steps' if t.max_steps else f'{t.epochs} epochs'}, batch {t.batch_size} x "
+        f"{t.gradient_accumulation_steps} accumulation, max_seq_length {t.max_seq_length}",
+        f"- learning rate {t.learning_rate:g} ({t.lr_scheduler}, {t.warmup_steps} warm-up steps), optimizer "
+        f"{t.optimizer}, weight decay {t.weight_decay:g}, seed {t.seed}",
+        f"- mixed precision {hw.mixed_precision}, gradient checkpointing {hw.gradient_checkpointing}", "",
+        "## Results", "",
+        f"- steps: {summary.get('total_steps', '-')}, training time {_figure(summary.get('training_time_s'))} s",
+        f"- final loss {_figure(summary.get('final_loss'))}, best loss {_figure(summary.get('best_loss'))}, "
+        f"best eval loss {_figure(summary.get('best_eval_loss'))}",
+        f"- convergence: {(summary.get('convergence') or {}).get('verdict', '-')}", "",
+        "## How to load", "", loading(manifest, cfg, out, refusal)])
+
+
+def _json_result(compute: Any) -> int:
+    """Run `compute()`; library chatter goes to stderr, stdout carries only the JSON result (or the error)."""
+    real_stdout = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    from engine.errors import EngineError
+
+    try:
+        result = compute()
+    except EngineError as exc:
+        result = {"error": exc.message, "kind": exc.kind, "hint": exc.hint}
+    except Exception as exc:  # reported as JSON (out of memory included), never a traceback on the user's terminal
+        oom = "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
+        result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "kind": "oom" if oom else "internal",
+                  "hint": "a merged export holds one copy of the model in memory: use --dtype bf16, or a machine "
+                          "with more memory" if oom else "this looks like a bug"}
+    real_stdout.write(json.dumps(result) + "\n")
+    real_stdout.flush()
+    return 1 if "error" in result else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.export", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--merged", action="store_true", help="fold the trained weights into the base weights")
+    parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto")
+    parser.add_argument("--force", action="store_true", help="replace a previous export in --out")
+    args = parser.parse_args(argv)
+    return _json_result(lambda: export(args.run_dir, args.out, args.merged, args.dtype, args.force))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
