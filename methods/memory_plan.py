@@ -30,6 +30,12 @@ Device = Literal["cuda", "cpu"]
 # input as well.
 ACTIVATIONS_FROZEN = (6.0, 3.0)
 ACTIVATIONS_FULL = (9.0, 4.0)
+# A frozen fp32 base under autocast (CPU bf16) keeps the half-precision casts beside the fp32 values: measured on
+# this project's CPU benchmark (benchmarks/RESULTS.md), about twice the frozen figures.
+ACTIVATIONS_FROZEN_FP32_AUTOCAST = (12.0, 6.0)
+# bitsandbytes' CPU 4-bit path dequantises every layer's weights to fp32 per matmul (forward and recompute) and the
+# C allocator keeps the freed blocks: measured at about 5 bytes per quantised weight over the packed ones.
+CPU_DEQUANTISED_BYTES = 5.0
 CHUNK_ROWS_BYTES = 64 * 1024 ** 2  # the loss's fp32 logits chunk (engine/loss.py)
 CUDA_CONTEXT = 600 * 1024 ** 2  # CUDA context, cuBLAS workspace and kernels
 ALLOCATOR_SLACK = 0.08  # fragmentation of PyTorch's caching allocator, as a share of the rest
@@ -134,6 +140,8 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
         parts["weights"] = int(linear * footprint.base_bits / 8 + other * (2 if gpu else 4))
         # blockwise absmax: fp32 per 64 weights, or 8-bit with a second level (double quantisation)
         parts["quantisation constants"] = int(linear * (1 / 64 + 4 / (64 * 256)))
+        if not gpu:
+            parts["dequantised weights (CPU)"] = int(linear * CPU_DEQUANTISED_BYTES)
     else:
         parts["weights"] = shape.total_params * base_bytes
     if half and base_bytes == 4 and not footprint.base_bits:
@@ -148,6 +156,8 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
     tokens = setting.batch_size * (setting.seq_len + footprint.extra_tokens)
     act_bytes = 2 if half else 4
     per_h, per_i = ACTIVATIONS_FULL if footprint.trains_base else ACTIVATIONS_FROZEN
+    if not footprint.trains_base and half and not gpu:
+        per_h, per_i = ACTIVATIONS_FROZEN_FP32_AUTOCAST
     layer = tokens * ((per_h + footprint.extra_activation_values) * shape.hidden_size
                       + per_i * shape.intermediate_size) * act_bytes
     if setting.gradient_checkpointing:
