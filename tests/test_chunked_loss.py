@@ -240,8 +240,7 @@ def qlora_skip_reason() -> str | None:
     return None
 
 
-GC_XFAIL = {"prefix_tuning": "PEFT refuses prefix tuning on a model with gradient checkpointing (the prefix is a "
-                             "Cache, and transformers drops the cache in checkpointed layers)"}
+GC_XFAIL: dict[str, str] = {}  # method -> why gradient checkpointing cannot train it (strict xfail)
 
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.xfail(reason=GC_XFAIL[m], strict=True))
