@@ -40,7 +40,30 @@ def model_config(base_model: str) -> tuple[dict[str, Any], str]:
     return _hub_config(base_model)
 
 
+HUB_ANSWERS: dict[str, tuple[float, tuple[dict[str, Any], str] | PlanError]] = {}
+HUB_RETRY_S = 60.0  # a failed hub lookup is not retried for this long (the editor asks on every edit)
+
+
 def _hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
+    """config.json of a hub model: from the cache, else fetched; answers (and failures, for a minute) remembered."""
+    import time
+
+    known = HUB_ANSWERS.get(repo_id)
+    if known is not None and (not isinstance(known[1], PlanError) or time.monotonic() - known[0] < HUB_RETRY_S):
+        if isinstance(known[1], PlanError):
+            raise known[1]
+        return known[1]
+    try:
+        answer: tuple[dict[str, Any], str] | PlanError = _fetch_hub_config(repo_id)
+    except PlanError as exc:
+        answer = exc
+    HUB_ANSWERS[repo_id] = (time.monotonic(), answer)
+    if isinstance(answer, PlanError):
+        raise answer
+    return answer
+
+
+def _fetch_hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo_id, "config.json")
