@@ -1,0 +1,274 @@
+"""`lf-tui export`: adapter-only and merged folders that stock PEFT and transformers load, with the model's logits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from engine.errors import EngineError
+from engine.export import MANIFEST, export
+from engine.models import model_source
+from engine.run_store import RunDir, RunStore
+from tests.conftest import LEARNABLE, make_config, train
+
+# max |logit difference| between a merged fp32 model and its adapter on an fp32 base, for logits up to ~5 in size
+# (about 1e-5 relative: (W + BA)x and Wx + B(Ax) round differently); measured up to 1.1e-5 (QLoRA, all-linear)
+FP32_TOLERANCE = 5e-5
+# QLoRA: the merged model (the adapter folded into the full-precision base) differs from the model as trained (the
+# adapter on the 4-bit NF4 base) by the base's quantisation error: its mean |logit gap| stays within this factor of
+# the fp32 base's own gap to the 4-bit base. Measured on the built-in model (random weights, mean |logit| 0.92):
+# merged vs trained 4-bit 0.39 mean (2.4 max), fp32 base vs 4-bit base 0.44 mean (2.5 max)
+QLORA_VS_4BIT_FACTOR = 1.25
+BF16_TOLERANCE = 0.25  # a bf16 merge against the adapter (bf16 keeps ~3 significant digits; measured 0.09-0.11)
+STEPS = {"max_steps": 4, "learning_rate": 1e-2}
+IDS = torch.tensor([[1, *range(20, 60, 3), 2, 7, 300, 499]])  # token ids of the built-in 512-token vocabulary
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="module")
+def runs(root: Path) -> Any:
+    """Trained runs by name (each trained once, on first use, in `root`/runs: the default runs dir from `root`)."""
+    dataset = root / "learnable.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in LEARNABLE))
+    store = RunStore(root / "runs")
+
+    class Runs(dict):
+        def __missing__(self, name: str) -> RunDir:
+            method, _, arch = name.partition("@")
+            extra: dict[str, Any] = {"hardware": {"mixed_precision": "no"}}
+            if arch:
+                extra["base_model"] = str(gpt2_folder(root))
+            if method == "adalora":
+                extra["method_specific"] = {"target_modules": "all-linear", "init_r": 8, "target_r": 4, "deltaT": 1}
+            run, _, code = train(store, make_config(method, training=STEPS, **extra), dataset)
+            assert code == 0, (run.path / "engine.log").read_text()[-3000:]
+            self[name] = run
+            return run
+
+    return Runs()
+
+
+def gpt2_folder(root: Path) -> Path:
+    """A tiny random GPT-2 (Conv1D layers, weights stored in x out) with the built-in tokenizer."""
+    import transformers
+
+    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
+
+    folder = root / "gpt2"
+    if not (folder / "config.json").is_file():
+        tokenizer = tiny_tokenizer()
+        config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=64, n_layer=2, n_head=4,
+                                         n_positions=256)
+        save_random_model(folder, config, tokenizer)
+    return folder
+
+
+def base_of(run: RunDir, dtype: torch.dtype = torch.float32) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_source(run.config()["base_model"]), dtype=dtype)  # type: ignore[index]
+
+
+def adapter_model(run: RunDir, dtype: torch.dtype = torch.float32) -> Any:
+    """The run's adapter on a fresh, unquantised base, with stock PEFT."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base_of(run, dtype), str(run.weights_dir))
+
+
+def logits(model: Any) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=IDS).logits.float()
+
+
+def load_merged(out: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(out))
+
+
+def gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    measured = float((a - b).abs().max())
+    print(f"max |logit gap| {measured:.3g}")  # shown with -s: the figures the tolerances above state
+    return measured
+
+
+def assert_plain(model: Any, dtype: torch.dtype) -> None:
+    names = {type(m).__name__ for m in model.modules()}
+    assert not names & {"Linear4bit", "Linear8bitLt"}, names
+    assert not any("lora_" in n or "ia3_" in n for n, _ in model.named_modules())
+    assert {p.dtype for p in model.parameters()} == {dtype}
+
+
+@pytest.mark.parametrize("name", ["lora", "lora@gpt2"])
+def test_lora_merged_equals_the_adapter_model(runs: Any, name: str, tmp_path: Path) -> None:
+    """Llama (the built-in model) and GPT-2 (Conv1D, fan_in_fan_out): from_pretrained(merged) == PEFT's adapter."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    run = runs[name]
+    result = export(run.path, tmp_path / "merged", merged=True, dtype="fp32")
+    out = Path(result["out"])
+    assert result["merged"] and result["dtype"] == "fp32" and (out / "config.json").is_file()
+    merged, reference = load_merged(out), adapter_model(run)
+    assert_plain(merged, torch.float32)
+    assert merged.config.use_cache is True
+    assert gap(logits(merged), logits(reference)) < FP32_TOLERANCE
+    assert gap(logits(merged), logits(base_of(run))) > 1e-3  # the adapter trained: not the base
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    generation = GenerationConfig.from_pretrained(str(out))
+    assert generation.eos_token_id == tokenizer.eos_token_id and generation.pad_token_id == tokenizer.pad_token_id
+    card = (out / "README.md").read_text()
+    for expected in ("## Method: lora", "`r`: `16`", "learnable.jsonl", "final loss", "AutoModelForCausalLM"):
+        assert expected in card, expected
+    assert json.loads((out / MANIFEST).read_text())["run_id"] == run.run_id
+
+
+def test_lora_adapter_only_loads_with_stock_peft(runs: Any, tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    run = runs["lora"]
+    result = export(run.path, tmp_path / "adapter")
+    out = Path(result["out"])
+    assert not result["merged"] and result["weights"] == "peft"
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "generation_config.json",
+            "README.md", MANIFEST} <= {f["name"] for f in result["files"]}
+    loaded = PeftModel.from_pretrained(base_of(run), str(out))
+    assert gap(logits(loaded), logits(adapter_model(run))) == 0.0
+    assert "PeftModel.from_pretrained" in (out / "README.md").read_text()
+
+
+def test_bf16_merge_writes_bf16_safetensors(runs: Any, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    run = runs["lora"]
+    out = Path(export(run.path, tmp_path / "bf16", merged=True, dtype="bf16")["out"])
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    merged = load_merged(out)
+    assert merged.dtype == torch.bfloat16
+    assert gap(logits(merged), logits(adapter_model(run))) < BF16_TOLERANCE
+
+
+def test_qlora_merges_into_the_dequantised_base(runs: Any, tmp_path: Path) -> None:
+    """Never into 4-bit weights: the merged model is plain fp32, equal to the adapter on the unquantised base, and
+    close (the quantisation error) to the model as trained on the 4-bit base."""
+    from engine.generate import load_trained_model
+
+    run = runs["qlora"]
+    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32")["out"])
+    merged = load_merged(out)
+    assert_plain(merged, torch.float32)
+    assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
+    quantised_base: list[torch.Tensor] = []
+    trained, *_ = load_trained_model(run, lambda base, *_: quantised_base.append(logits(base)))
+    assert any(type(m).__name__ == "Linear4bit" for m in trained.modules())
+    to_trained = (logits(merged) - logits(trained)).abs().mean()
+    quantisation = (logits(base_of(run)) - quantised_base[0]).abs().mean()
+    print(f"QLoRA: merged vs the trained 4-bit model {to_trained:.3f} mean |logit gap|, fp32 vs 4-bit base "
+          f"{quantisation:.3f}")
+    assert to_trained < QLORA_VS_4BIT_FACTOR * quantisation
+    in_bf16 = load_merged(Path(export(run.path, tmp_path / "bf16", merged=True, dtype="bf16")["out"]))
+    assert_plain(in_bf16, torch.bfloat16)
+    assert gap(logits(in_bf16), logits(adapter_model(run, torch.bfloat16))) < BF16_TOLERANCE
+
+
+@pytest.mark.parametrize("method", ["ia3", "adalora"])
+def test_peft_methods_merged_equal_their_adapter_models(runs: Any, method: str, tmp_path: Path) -> None:
+    run = runs[method]
+    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32")["out"])
+    merged = load_merged(out)
+    assert_plain(merged, torch.float32)
+    assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
+    assert gap(logits(merged), logits(base_of(run))) > 1e-4
+
+
+def test_full_finetune_merged_and_adapter_only_load(runs: Any, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    run = runs["full_finetune"]
+    trained = AutoModelForCausalLM.from_pretrained(str(run.weights_dir))
+    for merged in (True, False):
+        result = export(run.path, tmp_path / str(merged), merged=merged, dtype="fp32" if merged else "auto")
+        assert result["weights"] == "model"
+        loaded = load_merged(Path(result["out"]))
+        assert loaded.config.use_cache is True
+        assert gap(logits(loaded), logits(trained)) < FP32_TOLERANCE
+
+
+def test_adapters_refuse_merging_and_export_adapter_only(runs: Any, tmp_path: Path) -> None:
+    from engine.generate import load_trained_model
+    from methods.adapters.implementation import load_trained
+
+    run = runs["adapters"]
+    with pytest.raises(EngineError) as refused:
+        export(run.path, tmp_path / "merged", merged=True)
+    assert refused.value.kind == "export" and "non-linear" in refused.value.message
+    assert "without --merged" in refused.value.hint
+    assert list(tmp_path.iterdir()) == []  # nothing written, no staging folder left
+    result = export(run.path, tmp_path / "adapter")
+    out = Path(result["out"])
+    assert result["weights"] == "lf-tui" and result["merge_refusal"]
+    card = (out / "README.md").read_text()
+    assert "cannot be merged" in card and "needs lf-tui's code" in card and "load_trained" in card
+    loaded = load_trained(base_of(run), out)
+    trained, *_ = load_trained_model(run)
+    assert gap(logits(loaded), logits(trained)) < FP32_TOLERANCE
+
+
+def test_refusals(runs: Any, store: RunStore, tmp_path: Path) -> None:
+    empty = store.create("lora", make_config("lora").model_dump(mode="json"))
+    with pytest.raises(EngineError, match="no trained weights") as no_weights:
+        export(empty.path, tmp_path / "x")
+    assert no_weights.value.kind == "export" and no_weights.value.hint
+    run = runs["lora"]
+    with pytest.raises(EngineError, match="--dtype applies to --merged"):
+        export(run.path, tmp_path / "x", dtype="bf16")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(EngineError, match="not empty"):
+            export(run.path, foreign, force=force)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "runs"]
+
+
+def lf_tui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}
+    return subprocess.run([sys.executable, "-m", "lf_tui", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_cli_export_as_a_user_runs_it(runs: Any, root: Path) -> None:
+    """From the folder holding ./runs, a relative --out; a second export there is refused without --force."""
+    from peft import PeftModel
+
+    run = runs["lora"]
+    first = lf_tui("export", run.run_id[:15], "--out", "exported", cwd=root)
+    assert first.returncode == 0, first.stderr + first.stdout
+    out = root / "exported"
+    assert str(out) in first.stdout and "adapter_model.safetensors" in first.stdout and "in all" in first.stdout
+    PeftModel.from_pretrained(base_of(run), str(out))
+    again = lf_tui("export", run.run_id, "--out", "exported", "--merged", cwd=root)
+    assert again.returncode == 1 and "not empty" in again.stderr and "--force" in again.stderr
+    assert "Traceback" not in again.stderr
+    forced = lf_tui("export", run.run_id, "--out", "exported", "--merged", "--dtype", "fp32", "--force", cwd=root)
+    assert forced.returncode == 0, forced.stderr
+    assert gap(logits(load_merged(out)), logits(adapter_model(run))) < FP32_TOLERANCE
+    assert not (out / "adapter_model.safetensors").exists()  # the previous export was replaced, not mixed in
+    usage = lf_tui("export", run.run_id, "--out", "elsewhere", "--dtype", "bf16", cwd=root)
+    assert usage.returncode == 2 and "--merged" in usage.stderr
+    missing = lf_tui("export", "no-such-run", "--out", "elsewhere", cwd=root)
+    assert missing.returncode == 2 and "no run" in missing.stderr
