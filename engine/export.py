@@ -45,8 +45,8 @@ def weights_kind(folder: Path) -> str:
     return "model" if (folder / "config.json").is_file() else "lf-tui"
 
 
-def staging(out: Path, force: bool) -> Path:
-    """A fresh folder beside `out` to write into (renamed to `out` at the end); refuses a non-empty `out`."""
+def check_out(out: Path, force: bool) -> None:
+    """Refuse a non-empty `out`, unless --force and it holds a previous export (never a folder of someone else's)."""
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder", "choose another --out")
     if out.is_dir() and any(out.iterdir()):
@@ -56,8 +56,16 @@ def staging(out: Path, force: bool) -> Path:
         if not (out / MANIFEST).is_file():
             raise fail(f"{out} is not empty and holds no lf-tui export ({MANIFEST}): --force replaces only a "
                        "previous export", "choose another --out, or empty the folder yourself")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-export-", dir=out.parent))
+
+
+def staging(out: Path, force: bool) -> Path:
+    """A fresh folder beside `out` to write into (renamed to `out` at the end)."""
+    check_out(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-export-", dir=out.parent))
+    except OSError as exc:
+        raise fail(f"cannot write in {out.parent}: {exc.strerror or exc}", "choose a folder you can write") from None
     umask = os.umask(0)
     os.umask(umask)
     stage.chmod(0o777 & ~umask)  # a folder to share, not mkdtemp's private one
@@ -70,9 +78,15 @@ def resolve_dtype(name: str, cfg: Any) -> str:
         return name
     from transformers import AutoConfig
 
+    from engine.errors import EngineError
     from engine.models import model_source
 
-    config = AutoConfig.from_pretrained(model_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(model_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise EngineError("model", f"cannot read the config of {cfg.base_model!r}: {str(exc).splitlines()[0][:300]}",
+                          "give --dtype, or make the base model reachable (a folder, or a hub id this machine can "
+                          "download)") from None
     found = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "").replace("torch.", "")
     return next((short for short, long in TORCH_DTYPES.items() if long == found), "fp32")
 
@@ -181,9 +195,13 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         refusal = "" if type(impl).merge is not MethodImplementation.merge else impl.merge_refusal
         (stage / CARD).write_text(model_card(run, cfg, manifest, out, refusal), encoding="utf-8")
+        check_out(out, force)  # again: something may have been written there while we merged
         if out.exists():
             shutil.rmtree(out)
         stage.rename(out)
+    except OSError as exc:
+        raise fail(f"exporting to {out}: {exc.strerror or exc}", "check the free disk space and the folder's permissions") \
+            from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     files = [{"name": str(p.relative_to(out)), "bytes": p.stat().st_size} for p in sorted(out.rglob("*"))
