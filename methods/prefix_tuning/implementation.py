@@ -141,6 +141,8 @@ class PrefixTuning(MethodImplementation):
     """Prefix tuning through PEFT, generating through the base model with the trained prefix as its cache."""
 
     handles_gradient_checkpointing = True  # apply() checkpoints the decoder layers, keeping the prefix cache
+    merge_refusal = ("a prefix is extra attention keys and values every sequence attends to, not a change to any "
+                     "weight: it cannot be folded into the base model")
 
     # the hooks are this module's functions (the method's tests call them directly)
     apply = staticmethod(apply)
