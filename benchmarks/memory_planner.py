@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(get_catalogue().names()))
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--precision", default="auto", help="hardware.mixed_precision: auto (bf16 on this CPU) or no")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "lf-tui-memory-bench")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,8 @@ def main() -> int:
         model = build(args.folder, size)
         for method in args.methods.split(","):
             document = {"method": method, "base_model": str(model),
-                        "training": {"batch_size": args.batch, "max_seq_length": args.seq}}
+                        "training": {"batch_size": args.batch, "max_seq_length": args.seq},
+                        "hardware": {"mixed_precision": args.precision}}
             config = args.folder / f"{method}-{size}.json"
             config.write_text(json.dumps(document))
             cfg = validate_config(document).config
@@ -125,7 +127,8 @@ def main() -> int:
             rows.append(f"| {size} ({plan.params / 1e6:.0f}M) | {method} | {measured['precision']} | "
                         f"{peak / 2**20:,.0f} | {plan.total / 2**20:,.0f} | {100 * error:+.1f}% |")
             print(rows[-1], flush=True)
-    print(f"\nbatch {args.batch} x {args.seq} tokens, 2 optimizer steps, CPU peak RSS above the post-import baseline\n")
+    print(f"\nbatch {args.batch} x {args.seq} tokens, mixed_precision {args.precision}, 2 optimizer steps, CPU peak RSS "
+          "above the post-import baseline\n")
     print("| model | method | precision | measured MiB | planned MiB | planner error |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

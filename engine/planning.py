@@ -29,15 +29,26 @@ def model_config(base_model: str) -> tuple[dict[str, Any], str]:
         if found is None:
             raise PlanError(f"unknown built-in model {base_model!r}", "builtin:tiny-llama is the built-in model")
         return found, "built in"
+    from methods.config_paths import looks_local
+
     folder = Path(base_model).expanduser()
     if folder.exists():
         path = folder / "config.json" if folder.is_dir() else folder
         try:
-            return dict(json.loads(path.read_text(encoding="utf-8"))), str(path)
+            return _json_object(path.read_text(encoding="utf-8"), str(path)), str(path)
         except (OSError, ValueError) as exc:
             raise PlanError(f"{path}: cannot read the model's config ({exc})",
                             "a model folder holds config.json (save_pretrained writes it)") from None
+    if looks_local(base_model, Path.cwd()) or base_model.count("/") > 1:
+        raise PlanError(f"{base_model}: no such folder", "give a model folder that exists, or a hub id (org/name)")
     return _hub_config(base_model)
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 HUB_ANSWERS: dict[str, tuple[float, tuple[dict[str, Any], str] | PlanError]] = {}
@@ -63,31 +74,61 @@ def _hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
     return answer
 
 
-def _fetch_hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """A quick TCP connection to the hub (huggingface_hub itself retries for half a minute when offline)."""
+    import socket
+    from urllib.parse import urlparse
 
-    cached = try_to_load_from_cache(repo_id, "config.json")
-    if isinstance(cached, str):
-        return dict(json.loads(Path(cached).read_text(encoding="utf-8"))), f"{cached} (Hugging Face cache)"
-    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-        raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
-                        "give a local model folder, or run once online (only config.json is fetched)")
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
     try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def _fetch_hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
+    offline_hint = "give a local model folder, or a hub id already in the Hugging Face cache (only config.json is read)"
+    try:
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(cached, str):
+            return _json_object(Path(cached).read_text(encoding="utf-8"), cached), f"{cached} (Hugging Face cache)"
+        if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+            raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+                            offline_hint)
+        if not _hub_reachable():
+            raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and the hub is unreachable",
+                            offline_hint)
         path = hf_hub_download(repo_id, "config.json", etag_timeout=5)
-    except Exception as exc:  # offline, unknown repo, gated: huggingface_hub has many error types
-        raise PlanError(f"{repo_id!r}: cannot fetch config.json ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                        "offline? give a local model folder, or a hub id already in the Hugging Face cache; "
-                        "gated models need HF_TOKEN") from None
-    return dict(json.loads(Path(path).read_text(encoding="utf-8"))), f"{path} (downloaded)"
+        return _json_object(Path(path).read_text(encoding="utf-8"), path), f"{path} (downloaded)"
+    except PlanError:
+        raise
+    except Exception as exc:  # not a repo id, unknown repo, gated, a bad file: huggingface_hub has many error types
+        raise PlanError(f"{repo_id!r}: cannot read its config.json ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''})",
+                        f"{offline_hint}; gated models need HF_TOKEN") from None
 
 
 def model_shape(base_model: str) -> tuple[ModelShape, str]:
     config, source = model_config(base_model)
+    needed = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     try:
-        return shape_from_config(config), source
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PlanError(f"{source}: not a causal language model config the planner can size ({exc!r} missing)",
-                        "the planner reads hidden_size, num_hidden_layers, num_attention_heads and vocab_size") from None
+        shape = shape_from_config(config)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+        text_config = config.get("text_config")
+        inner: dict[str, Any] = text_config if isinstance(text_config, dict) else config
+        aliases = {"hidden_size": ("n_embd", "d_model"), "num_hidden_layers": ("n_layer",),
+                   "num_attention_heads": ("n_head",)}
+        missing = [k for k in needed if not any(isinstance(inner.get(n), int) and inner.get(n)
+                                                for n in (k, *aliases.get(k, ())))]
+        raise PlanError(f"{source}: not a causal language model config the planner can size"
+                        + (f" (missing or zero: {', '.join(missing)})" if missing else ""),
+                        f"the planner reads {', '.join(needed)}") from None
+    if min(shape.hidden_size, shape.num_layers, shape.num_heads, shape.vocab_size) <= 0:
+        raise PlanError(f"{source}: sizes must be positive", f"the planner reads {', '.join(needed)}")
+    return shape, source
 
 
 def gpu_budget() -> tuple[int | None, str]:

@@ -147,7 +147,20 @@ def probe(config_path: Path, dataset: str | None = None, steps: int = 3, search_
         if resolve_runtime(cfg).device.type != "cuda":  # before anything loads
             raise EngineError("unsupported_hardware", "--find-batch needs a CUDA GPU (out of memory on a CPU is "
                               "the operating system's to handle, not an error a process can catch)")
-    result = _train_steps(cfg, cfg.training.batch_size, seq_len, steps)
+    try:
+        result = _train_steps(cfg, cfg.training.batch_size, seq_len, steps)
+    except Exception as exc:
+        if not (search_batch and _is_oom(exc)):
+            raise
+        import gc
+
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()  # the configured batch does not fit: the search says what does
+        result = {"peak_bytes": None, "device": "cuda", "batch_size": cfg.training.batch_size, "seq_len": seq_len,
+                  "steps": steps, "out_of_memory": True, "precision": cfg.hardware.mixed_precision,
+                  "seconds_per_step": None}
     if search_batch:
         result["find_batch"] = find_batch(cfg, seq_len, steps)
     return result

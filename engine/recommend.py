@@ -90,9 +90,15 @@ def _variants(method: Method) -> list[dict[str, Any]]:
 
 
 def candidates(base_model: str, budget: int, device: Device = "cuda", dataset: str | None = None,
-               max_seq_length: int = 512) -> tuple[list[Candidate], ModelShape, list[str]]:
-    """Every (method, batch, checkpointing, rank) whose estimated peak fits `budget`, the smallest batch of each
-    kind that fits kept with its largest fitting batch; and notes on how the plan was made."""
+               max_seq_length: int = 512, smallest: bool = False) -> tuple[list[Candidate], ModelShape, list[str]]:
+    """Every (method, checkpointing, rank) that fits `budget`, at its largest fitting batch (its smallest batch
+    with `smallest`: the least memory); and notes on how the plan was made."""
+    from methods.config_paths import resolve_cli_path
+
+    if dataset and longest_example_tokens(dataset) is None:
+        raise PlanError(f"{dataset}: not a local JSON/JSONL dataset the planner can read",
+                        "give a .json or .jsonl file, or leave the dataset out (plans at max_seq_length)")
+    base_model = resolve_cli_path(base_model) or base_model  # a folder: absolute in the configs it writes
     shape, source = model_shape(base_model)
     notes = [f"model config: {source}"]
     seq_len = max_seq_length
@@ -106,33 +112,36 @@ def candidates(base_model: str, budget: int, device: Device = "cuda", dataset: s
             continue
         for specific in _variants(method):
             for checkpointing in (False, True):
-                best = _largest_batch(method, base_model, shape, specific, checkpointing, budget, device, seq_len)
-                if best is not None:
-                    found.append(best)
+                fitting = _fitting_batches(method, base_model, shape, specific, checkpointing, budget, device,
+                                           seq_len)
+                if fitting:
+                    found.append(fitting[0] if smallest else fitting[-1])
     return found, shape, notes
 
 
-def _largest_batch(method: Method, base_model: str, shape: ModelShape, specific: dict[str, Any], checkpointing: bool,
-                   budget: int, device: Device, seq_len: int) -> Candidate | None:
-    fitting: Candidate | None = None
+def _fitting_batches(method: Method, base_model: str, shape: ModelShape, specific: dict[str, Any],
+                     checkpointing: bool, budget: int, device: Device, seq_len: int) -> list[Candidate]:
+    """The candidates of one setting at every batch that fits, smallest first (planned at `seq_len`; the config
+    keeps the method's max_seq_length, which only truncates)."""
+    fitting: list[Candidate] = []
     for batch in BATCHES:
         document = copy.deepcopy(method.defaults())
         inner = document["method_config"]
         inner["base_model"] = base_model
         inner["training"]["batch_size"] = batch
-        inner["training"]["max_seq_length"] = seq_len
         inner["hardware"]["gradient_checkpointing"] = checkpointing
         inner["method_specific"].update(specific)
         resolved = validate_config(document)
         if resolved.config is None or method.info.memory is None:
             return fitting
-        plan = plan_memory(shape, method.info.memory(shape, resolved.config), setting_for(resolved.config, device))
+        setting = setting_for(resolved.config, device, seq_len=min(seq_len, resolved.config.training.max_seq_length))
+        plan = plan_memory(shape, method.info.memory(shape, resolved.config), setting)
         if plan.total > budget:
             break
         settings = {"batch": batch, "gradient checkpointing": "on" if checkpointing else "off",
                     **{k: v for k, v in specific.items() if k != "lora_alpha"}}
-        fitting = Candidate(method.name, method.info.title, settings, document, plan, _quality(method),
-                            _speed(method, batch, checkpointing), list(plan.notes))
+        fitting.append(Candidate(method.name, method.info.title, settings, document, plan, _quality(method),
+                                 _speed(method, batch, checkpointing), list(plan.notes)))
     return fitting
 
 
@@ -148,7 +157,7 @@ def rank(found: list[Candidate], goal: Goal) -> list[Candidate]:
 def recommend(base_model: str, budget: int, goal: Goal = "quality", device: Device = "cuda",
               dataset: str | None = None) -> tuple[list[Candidate], list[str]]:
     """The fitting candidates ranked for `goal`, and notes; raises PlanError when the model cannot be sized."""
-    found, _, notes = candidates(base_model, budget, device, dataset)
+    found, _, notes = candidates(base_model, budget, device, dataset, smallest=goal == "memory")
     return rank(found, goal), notes
 
 

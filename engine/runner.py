@@ -168,6 +168,9 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     import transformers  # noqa: F401
 
     startup["imports_s"] = round(time.perf_counter() - t, 3)
+    import psutil
+
+    baseline_rss_mb = psutil.Process().memory_info().rss / 2 ** 20  # the runtime, before the model and data
     from engine.batching import pick_padding_reduction
     from engine.data_cache import cached_prepare
     from engine.data_files import SAMPLE_DATASET
@@ -207,6 +210,8 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         log("info", f"resuming from {checkpoint.name}")
     trainable, total = count_parameters(model)
     trainer.planned_peak_bytes = planned_peak(cfg, runtime, data.train)
+    if runtime.device.type == "cpu":  # the measured peak there is the process's RSS: the plan excludes the runtime
+        trainer.baseline_rss_mb = baseline_rss_mb
     emitter.emit(RunStarted(run_id=run.run_id, method=cfg.method_name, base_model=cfg.base_model,
                             device=str(runtime.device), trainable_params=trainable, total_params=total,
                             train_examples=len(data.train), eval_examples=len(data.eval),
@@ -228,6 +233,8 @@ def planned_peak(cfg: Any, runtime: Any, train: list[Any]) -> int:
         plan = estimate(cfg, runtime.device.type, seq_len=min(cfg.training.max_seq_length, longest) or None)[0]
     except PlanError:
         return 0
+    except Exception:  # the estimate is a nicety: a planner bug must never stop a run that can train
+        return 0
     return plan.total
 
 
@@ -246,6 +253,8 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
         extra = {"data_format": trainer.data_format, **extra}
         if trainer.planned_peak_bytes:
             extra["planned_peak_mb"] = round(trainer.planned_peak_bytes / 2 ** 20, 1)
+        if trainer.baseline_rss_mb:
+            extra["runtime_memory_mb"] = round(trainer.baseline_rss_mb, 1)
         if state is not None and state.method_metrics:
             extra["method_metrics"] = state.method_metrics  # the method's figures over time, a point per change
     # training time across every segment of a resumed run; before the loop started, this process's time

@@ -117,6 +117,7 @@ class Trainer:
         self.close_external: Callable[[], None] | None = None  # closes the external metric sinks (set by the runner)
         self.data_format = ""  # the training data's format, for the summary (set by the runner)
         self.planned_peak_bytes = 0  # the memory planner's estimate (set by the runner)
+        self.baseline_rss_mb = 0.0  # on CPU: the process's memory before the model loaded (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
         data = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.scaler)
@@ -328,14 +329,18 @@ class Trainer:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")))
+        skipped = False
         if self.scaler:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)  # skips the update when the scaled gradients overflowed
             self.scaler.update()
+            skipped = self.scaler.get_scale() < scale  # the scale backs off exactly when the step was skipped
         else:
             self.guard.check_grad_norm(step, norm)
             self.optimizer.step()
         self.scheduler.step()
-        figures = self.impl.after_optimizer_step(self.model, step)
+        # a skipped step's gradients are infinite: the method's schedule (AdaLoRA's importance scores) skips it too
+        figures = {} if skipped else self.impl.after_optimizer_step(self.model, step)
         self.optimizer.zero_grad(set_to_none=True)
         return (norm if math.isfinite(norm) else None), dict(figures)
 

@@ -49,7 +49,7 @@ class LfTuiApp(App[None]):
     @on(OpenEditor)
     def open_editor(self, message: OpenEditor) -> None:
         if message.text is not None:
-            self.push_screen(EditorScreen(message.method, message.text))
+            self.push_screen(EditorScreen(message.method, message.text, plan_for=message.plan_for))
             return
         try:
             text = message.template.read_text(encoding="utf-8")

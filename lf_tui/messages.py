@@ -13,9 +13,10 @@ from methods.config_models import MethodConfigBase
 class OpenEditor(Message):
     """Open a method's config text (its defaults or an example, or `text` when given) in a new editor."""
 
-    def __init__(self, method: str, template: Path, text: str | None = None) -> None:
+    def __init__(self, method: str, template: Path, text: str | None = None,
+                 plan_for: tuple[str, int, str] | None = None) -> None:
         super().__init__()
-        self.method, self.template, self.text = method, template, text
+        self.method, self.template, self.text, self.plan_for = method, template, text, plan_for
 
 
 class StartRequested(Message):

@@ -7,8 +7,8 @@ The parts follow what the engine holds at its peak (the backward pass of the lar
 - trainable: the method's own weights (fp32), gradients (fp32) and the optimizer's states;
 - activations: what autograd keeps per token and layer for backward (the layer inputs only, plus one layer
   recomputed, under gradient checkpointing);
-- logits: the engine's loss works on the target rows in chunks (engine/loss.py), so one chunk of fp32 logits
-  with its gradient, plus the model's own logits output in the compute dtype;
+- logits: the engine's loss bypasses the output head and works on the target rows in chunks (engine/loss.py):
+  the head's input rows with their gradient, and one chunk of fp32 logits with its gradient;
 - overhead: the CUDA context and allocator slack on a GPU (none counted on CPU: the probe measures above the
   process's baseline after imports).
 The coefficients are per token and layer, in units of hidden/intermediate widths; benchmarks/RESULTS.md shows
@@ -28,11 +28,9 @@ Device = Literal["cuda", "cpu"]
 # Saved activations per token and layer, in values (x its dtype's bytes): (per hidden width, per intermediate width).
 # A frozen base keeps what the non-linear ops and the adapters' inputs need; training the base keeps every matmul
 # input as well.
-ACTIVATIONS_FROZEN = (6.0, 3.0)
+# Measured on this project's CPU benchmark (benchmarks/RESULTS.md), fp32 and bf16 autocast alike.
+ACTIVATIONS_FROZEN = (12.0, 6.0)
 ACTIVATIONS_FULL = (9.0, 4.0)
-# A frozen fp32 base under autocast (CPU bf16) keeps the half-precision casts beside the fp32 values: measured on
-# this project's CPU benchmark (benchmarks/RESULTS.md), about twice the frozen figures.
-ACTIVATIONS_FROZEN_FP32_AUTOCAST = (12.0, 6.0)
 # bitsandbytes' CPU 4-bit path dequantises every layer's weights to fp32 per matmul (forward and recompute) and the
 # C allocator keeps the freed blocks: measured at about 5 bytes per quantised weight over the packed ones.
 CPU_DEQUANTISED_BYTES = 5.0
@@ -156,8 +154,6 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
     tokens = setting.batch_size * (setting.seq_len + footprint.extra_tokens)
     act_bytes = 2 if half else 4
     per_h, per_i = ACTIVATIONS_FULL if footprint.trains_base else ACTIVATIONS_FROZEN
-    if not footprint.trains_base and half and not gpu:
-        per_h, per_i = ACTIVATIONS_FROZEN_FP32_AUTOCAST
     layer = tokens * ((per_h + footprint.extra_activation_values) * shape.hidden_size
                       + per_i * shape.intermediate_size) * act_bytes
     if setting.gradient_checkpointing:
@@ -167,8 +163,9 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
         parts["activations"] = int(shape.num_layers * layer)
     rows = setting.batch_size * setting.seq_len
     chunk = min(rows, max(1, CHUNK_ROWS_BYTES // (shape.vocab_size * 4)))
-    # the model's logits output (compute dtype) and one fp32 chunk with its softmax gradient
-    parts["logits and loss"] = int(rows * shape.vocab_size * act_bytes + chunk * shape.vocab_size * 4 * 3)
+    # the engine's chunked loss (engine/loss.py): the head's input rows and their gradient, one fp32 chunk of logits
+    # with its softmax and gradient; never the batch's full logits
+    parts["logits and loss"] = int(rows * shape.hidden_size * act_bytes * 2 + chunk * shape.vocab_size * 4 * 3)
     base = sum(parts.values())
     parts["runtime overhead"] = int(CUDA_CONTEXT + ALLOCATOR_SLACK * base) if gpu else 0
     notes = list(footprint.notes)

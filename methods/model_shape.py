@@ -70,8 +70,10 @@ class ModelShape:
         if targets == "all-linear":
             return list(self.linears)
         names = auto if targets == "auto" else [targets] if isinstance(targets, str) else targets
-        return [linear for linear in self.linears if any(linear.name == n or n.endswith("." + linear.name)
-                                                         or linear.name.endswith(n) for n in names)]
+        # PEFT's rule: a name matches a layer whose full name is it or ends with "." + it (so "c_proj" is both
+        # GPT-2 projections, "mlp.c_proj" only the MLP's, and "up_proj" never Phi-3's "gate_up_proj")
+        return [linear for linear in self.linears if any(linear.name == n or linear.name.endswith("." + n)
+                                                         or n.endswith("." + linear.name) for n in names)]
 
 
 def _get(config: dict[str, Any], *names: str, default: Any = None) -> Any:

@@ -81,6 +81,14 @@ def test_unreachable_model_configs_are_clear_errors(tmp_path: Path, monkeypatch:
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(PlanError, match="cannot read the model's config"):
         model_shape(str(tmp_path / "broken"))
+    (tmp_path / "broken" / "config.json").write_text("[1, 2]")
+    with pytest.raises(PlanError, match="not an object"):
+        model_shape(str(tmp_path / "broken"))
+    (tmp_path / "broken" / "config.json").write_text(json.dumps({**LLAMA2_7B, "num_attention_heads": 0}))
+    with pytest.raises(PlanError, match="num_attention_heads"):
+        model_shape(str(tmp_path / "broken"))
+    with pytest.raises(PlanError, match="no such folder"):  # written as a path: never asked of the hub
+        model_shape("./not-here")
 
 
 def test_sizes_parse_as_gpus_are_sold() -> None:
@@ -110,9 +118,13 @@ def test_plan_as_the_readme_shows_it(tmp_path: Path) -> None:
     assert "activations" in table.stdout and "total (estimated peak)" in table.stdout
     (tmp_path / "bad.json").write_text('{"method": "adapters", "training": {"batch_size": 0}}')
     bad = _plan(tmp_path, "-c", "bad.json")
-    assert bad.returncode == 1 and "training.batch_size" in bad.stderr + bad.stdout
+    assert bad.returncode == 2 and "training.batch_size" in bad.stderr + bad.stdout
     offline = _plan(tmp_path, "-c", "my.json", "--base-model", "nobody/Missing-7B")
     assert offline.returncode == 2 and "Traceback" not in offline.stderr and "config.json" in offline.stderr
+    missing = _plan(tmp_path, "-c", "my.json", "--base-model", "./nothere")
+    assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
+    no_data = _plan(tmp_path, "-c", "my.json", "--dataset", "nope.jsonl")
+    assert no_data.returncode == 2 and "nope.jsonl" in no_data.stderr
 
 
 @pytest.mark.parametrize("method", get_catalogue().names())

@@ -54,6 +54,16 @@ def test_a_dataset_bounds_the_planned_sequence(tmp_path: Path, llama7b: str) -> 
     long, _ = recommend(llama7b, 24 * GiB, "memory")
     assert any("longest example" in n for n in notes)
     assert short[0].plan.setting.seq_len == longest and short[0].plan.total < long[0].plan.total
+    # the estimate only plans: the configs keep the method's max_seq_length (a rough estimate must not truncate)
+    assert all(c.document["method_config"]["training"]["max_seq_length"] == 512 for c in short)
+
+
+def test_least_memory_offers_the_smallest_batch_and_folders_become_absolute(tmp_path: Path, llama7b: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(llama7b).parent)
+    found, _ = recommend("llama-7b", 24 * GiB, "memory")  # a relative folder, as a user types it
+    assert found[0].settings["batch"] == 1 and found[0].settings["gradient checkpointing"] == "on"
+    assert all(c.document["method_config"]["base_model"] == llama7b for c in found)
 
 
 def test_recommend_as_the_readme_shows_it(tmp_path: Path, llama7b: str) -> None:

@@ -25,11 +25,15 @@ def matrix_table(base_model: str | None = None) -> Table:
 
     rows = matrix_rows(base_model or REFERENCE_MODEL)
     table = Table(title="Quick selection matrix",
-                  caption="memory: the planner's peak for each method's defaults on a GPU (lf-tui plan for yours)")
+                  caption="memory: the planner's peak for each method's defaults on a GPU (lf-tui plan for yours); "
+                          "* the design document's figure (the method declares no memory model)")
     table.add_column("Criteria", style="bold")
     for _, cells in rows:
         table.add_column(cells[0])
-    for i, label in enumerate(matrix_headers(base_model or REFERENCE_LABEL)[1:], start=1):
+    from pathlib import Path
+
+    model_label = Path(base_model).name if base_model and Path(base_model).exists() else base_model
+    for i, label in enumerate(matrix_headers(model_label or REFERENCE_LABEL)[1:], start=1):
         table.add_row(label, *[cells[i] for _, cells in rows])
     return table
 
@@ -68,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
     catalogue = get_catalogue()
     base_model = resolve_cli_path(args.base_model) or REFERENCE_MODEL
+    if args.base_model:
+        from engine.planning import PlanError, model_shape
+
+        try:
+            model_shape(base_model)
+        except PlanError as exc:
+            console.err().print(f"[red]error:[/red] {exc.message}\n  hint: {exc.hint}")
+            return 2
     if args.json:
         out = {
             "methods": [

@@ -38,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
         console.err().print(f"[red]error:[/red] {exc}")
         return 2
     resolved = validate_config(document, text=text, source=args.config)
-    if resolved.config is None:
+    if resolved.config is None:  # cannot plan: 2 (1 means "does not fit")
         print_report(console.err(), resolved.report)
-        return 1
+        return 2
+    if (args.seq_len is not None and args.seq_len < 1) or (budget is not None and budget < 1):
+        console.err().print("[red]error:[/red] --seq-len and --gpu-memory must be positive")
+        return 2
     if budget is None and args.device == "cuda":
         budget, where = gpu_budget()
     from pathlib import Path
@@ -53,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         from engine.recommend import longest_example_tokens
 
         longest = longest_example_tokens(str(resolve_cli_path(args.dataset)))
-        seq_len = min(config.training.max_seq_length, longest) if longest else None
+        if longest is None:
+            console.err().print(f"[red]error:[/red] {args.dataset}: not a local JSON/JSONL dataset the planner can "
+                                "read\n  hint: give a .json or .jsonl file, or --seq-len")
+            return 2
+        seq_len = min(config.training.max_seq_length, longest)
     try:
         plan, shape, source = estimate(config, args.device, resolve_cli_path(args.base_model), seq_len)
     except PlanError as exc:

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         console.err().print(f"[red]error:[/red] the probe failed:\n{proc.stderr[-2000:]}")
         return 1
     if "error" in result:
-        console.err().print(f"[red]{result['kind']} error:[/red] {result['error']}\n  hint: {result.get('hint', '')}")
+        hint = f"\n  hint: {result['hint']}" if result.get("hint") else ""
+        console.err().print(f"[red]{result['kind']} error:[/red] {result['error']}{hint}")
         return 1
     result.update(planned(args.config, result))
     if args.json:
@@ -74,11 +75,30 @@ def planned(config_path: str, measured: dict[str, object]) -> dict[str, object]:
         plan = estimate(cfg, device, seq_len=int(measured["seq_len"]))[0]  # type: ignore[call-overload]
     except PlanError:
         return {}
+    if measured.get("peak_bytes") is None:  # the configured batch ran out of memory (--find-batch went on)
+        return {"planned_bytes": plan.total, "planner_error": None}
     peak = int(measured["peak_bytes"])  # type: ignore[call-overload]
     return {"planned_bytes": plan.total, "planner_error": round((plan.total - peak) / peak, 4) if peak else None}
 
 
 def show(result: dict[str, object]) -> None:
+    from lf_tui.cli import console
+    from lf_tui.present.memory_text import size
+
+    out = console.out()
+    if result.get("out_of_memory"):
+        out.print(f"[red]the configured batch ({result['batch_size']}) runs out of memory[/red]")
+        if result.get("planned_bytes"):
+            out.print(f"planned peak:  {size(int(result['planned_bytes']))}")  # type: ignore[call-overload]
+    else:
+        show_measured(result)
+    found = result.get("find_batch")
+    if isinstance(found, dict):
+        out.print(f"largest batch that fits: {found['max_batch_size']}"
+                  + (" (the search stopped at its cap)" if found.get("capped") else ""))
+
+
+def show_measured(result: dict[str, object]) -> None:
     from lf_tui.cli import console
     from lf_tui.present.memory_text import size
 
@@ -89,7 +109,3 @@ def show(result: dict[str, object]) -> None:
     if result.get("planned_bytes"):
         error = float(result["planner_error"] or 0)  # type: ignore[arg-type]
         out.print(f"planned peak:  {size(int(result['planned_bytes']))}  (planner error {100 * error:+.0f}%)")  # type: ignore[call-overload]
-    found = result.get("find_batch")
-    if isinstance(found, dict):
-        out.print(f"largest batch that fits: {found['max_batch_size']}"
-                  + (" (the search stopped at its cap)" if found.get("capped") else ""))

@@ -10,7 +10,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p = sub.add_parser("recommend", help="the methods and settings that fit a model in your GPU, ranked")
     p.add_argument("--base-model", required=True, help="hub id, local model folder or builtin:tiny-llama")
     p.add_argument("--gpu-memory", help="the memory budget, e.g. 24GiB (default: the GPU NVML reports)")
-    p.add_argument("--dataset", help="a local JSON/JSONL dataset: plan for its longest example")
+    p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--goal", choices=("quality", "speed", "memory"), default="quality", help="what to rank by")
     p.add_argument("--top", type=int, default=10, help="how many to show (default 10)")
     p.add_argument("--json", action="store_true", help="print the ranked list as JSON (with each config)")
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
         console.err().print("[red]error:[/red] no GPU found here: give --gpu-memory (e.g. 24GiB)")
         return 2
     try:
-        found, notes = recommend(args.base_model, budget, args.goal, dataset=args.dataset)
+        from methods.config_paths import resolve_cli_path
+
+        found, notes = recommend(args.base_model, budget, args.goal, dataset=resolve_cli_path(args.dataset))
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2

@@ -59,9 +59,13 @@ def editor_line(plan: MemoryPlan, budget: int, where: str) -> str:
 def advice(plan: MemoryPlan) -> str:
     """What would shrink the largest part."""
     largest = max(plan.parts, key=lambda part: plan.parts[part])
+    s = plan.setting
+    activations = ("lower training.batch_size or max_seq_length" if s.gradient_checkpointing else
+                   "set hardware.gradient_checkpointing, or lower training.batch_size or max_seq_length")
+    quantised = "quantisation constants" in plan.parts
     tips = {
-        "activations": "set hardware.gradient_checkpointing, or lower training.batch_size or max_seq_length",
-        "weights": "use qlora (4-bit base weights) or a smaller model",
+        "activations": activations,
+        "weights": "use a smaller model" if quantised else "use qlora (4-bit base weights) or a smaller model",
         "optimizer states": "train fewer parameters (lora, qlora) or use optimizer sgd/adafactor",
         "gradients": "train fewer parameters (lora or qlora instead of full fine-tuning)",
         "logits and loss": "lower training.batch_size or max_seq_length",

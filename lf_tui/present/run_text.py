@@ -123,9 +123,15 @@ def _convergence(summary: dict[str, Any]) -> str:
 
 def _peak(summary: dict[str, Any]) -> str:
     """The measured peak, and the planner's estimate beside it when the run had one."""
-    shown = f"{summary.get('peak_memory_mb') or 0:.0f} MB"
+    peak = summary.get("peak_memory_mb") or 0
+    shown = f"{peak:.0f} MB"
     planned = summary.get("planned_peak_mb")
-    return f"{shown} (planned {planned:.0f} MB)" if isinstance(planned, (int, float)) and planned else shown
+    if not isinstance(planned, (int, float)) or not planned:
+        return shown
+    runtime = summary.get("runtime_memory_mb")
+    if isinstance(runtime, (int, float)) and runtime:  # CPU: the process's RSS, of which the runtime is a part
+        return f"{shown} ({max(0.0, peak - runtime):.0f} MB above the {runtime:.0f} MB runtime; planned {planned:.0f} MB)"
+    return f"{shown} (planned {planned:.0f} MB)"
 
 
 def summary_title(summary: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,9 +38,12 @@ class EditorScreen(Screen[None]):
         Binding("escape", "leave", "Back", priority=True),
     ]
 
-    def __init__(self, method: str, text: str, path: Path | None = None, save_path: Path | None = None):
-        """`path`: the file `text` was read from; `save_path`: where a new config goes on Ctrl+S (not yet written)."""
+    def __init__(self, method: str, text: str, path: Path | None = None, save_path: Path | None = None,
+                 plan_for: tuple[str, int, str] | None = None):
+        """`path`: the file `text` was read from; `save_path`: where a new config goes on Ctrl+S (not yet written);
+        `plan_for`: (device, budget bytes, label) the memory line plans for instead of this machine."""
         super().__init__()
+        self.plan_for = plan_for
         self.method = method
         self.initial_text = text
         self.path = path if path is not None else save_path
@@ -122,17 +126,26 @@ class EditorScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="memory")
     def estimate_memory(self, config: Any) -> None:
-        """The planner's estimate for this machine (reading a hub model's config.json may take a moment)."""
+        """The planner's estimate for this machine (reading a hub model's config.json may take a moment); a newer
+        edit's estimate supersedes this one, so a slow answer never overwrites a newer line."""
+        from textual.worker import get_current_worker
+
         from engine.planning import PlanError, estimate, machine_budget
         from lf_tui.present.memory_text import editor_line
+        from methods.config_paths import resolve_config_paths
 
+        worker = get_current_worker()
         try:
-            device, budget, where = machine_budget()
-            plan = estimate(config, device)[0]
+            device, budget, where = self.plan_for or machine_budget()
+            base = self.path.parent if self.path is not None else Path.cwd()  # as Ctrl+R resolves the config
+            plan = estimate(resolve_config_paths(config, base), device)[0]  # type: ignore[arg-type]
             line = editor_line(plan, budget, where)
         except PlanError as exc:
-            line = f"[dim]memory: no estimate ({exc.message})[/dim]"
-        self.app.call_from_thread(self._show_memory, line)
+            line = f"[dim]memory: no estimate ({escape(exc.message)})[/dim]"
+        except Exception as exc:  # a planner bug is a missing estimate, not a dead line
+            line = f"[dim]memory: no estimate ({escape(type(exc).__name__)})[/dim]"
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show_memory, line)
 
     def _show_memory(self, line: str) -> None:
         if self.is_attached:

@@ -30,7 +30,7 @@ class MethodsScreen(Screen[None]):
         Binding("a", "open('advanced')", "Advanced"),
         Binding("p", "open('production')", "Production"),
         Binding("v", "readme", "README"),
-        Binding("m", "pick_model", "Memory for model"),
+        Binding("m", "pick_model", "Memory"),
     ]
     base_model = REFERENCE_MODEL
 
@@ -63,6 +63,7 @@ class MethodsScreen(Screen[None]):
     def _fill(self, label: str, rows: list[tuple[str, list[str]]]) -> None:
         matrix = self.matrix
         row = matrix.cursor_row
+        matrix.scroll_home(animate=False)  # new columns size from the left edge, the Method column whole
         matrix.clear(columns=True)
         matrix.add_columns(*matrix_headers(label))
         for name, cells in rows:
@@ -73,8 +74,8 @@ class MethodsScreen(Screen[None]):
         from lf_tui.widgets.dialogs import PromptScreen
 
         current = "" if self.base_model == REFERENCE_MODEL else self.base_model
-        self.app.push_screen(PromptScreen("Memory column for which model? (hub id or folder; empty: Llama-2-7B)",
-                                          current), self._set_model)
+        self.app.push_screen(PromptScreen("Plan memory for (hub id, folder; empty: Llama-2-7B):", current),
+                             self._set_model)
 
     def _set_model(self, value: str | None) -> None:
         if value is None:
@@ -92,6 +93,7 @@ class MethodsScreen(Screen[None]):
         try:
             model_shape(base_model)
         except PlanError as exc:
+            self.base_model = REFERENCE_MODEL  # the column still shows the reference: so does the next prompt
             self.app.call_from_thread(self.notify, f"{exc.message}: {exc.hint}", severity="error", timeout=10)
             return
         rows = matrix_rows(base_model)

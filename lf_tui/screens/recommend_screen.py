@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,6 +37,7 @@ class RecommendScreen(Screen[None]):
         self.base_model = base_model
         self.budget = budget or os.environ.get("LF_TUI_GPU_MEMORY") or "24GiB"
         self.found: list[Any] = []
+        self.planned_budget = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,33 +65,44 @@ class RecommendScreen(Screen[None]):
         model = self.query_one("#model", Input).value.strip()
         budget = self.query_one("#budget", Input).value.strip()
         goal = str(self.query_one("#goal", Select).value)
-        self.query_one("#recommend-status", Static).update(f"planning {model} in {budget}…")
+        self.query_one("#recommend-status", Static).update(f"planning {escape(model)} in {escape(budget)}…")
+        self.found = []  # Enter does nothing until the new answer is in
+        self.table.clear()
         self.compute(model, budget, goal)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def compute(self, model: str, budget_text: str, goal: str) -> None:
         """The planner for every method and setting (reading a hub model's config.json may take a moment)."""
+        from textual.worker import get_current_worker
+
         from engine.planning import PlanError
         from engine.recommend import recommend
         from methods.memory_plan import parse_size
 
+        worker = get_current_worker()
+        budget = 0
         try:
             budget = parse_size(budget_text)
+            if budget < 1:
+                raise ValueError("the GPU memory must be positive, e.g. 24GiB")
             found, notes = recommend(model, budget, goal)  # type: ignore[arg-type]
+            status = (f"{len(found)} fit {escape(model)} in {size(budget)}, best for {goal} first · "
+                      + escape(" · ".join(notes)) if found else
+                      f"[yellow]nothing fits {escape(model)} in {size(budget)}[/yellow]: a smaller model or more memory")
         except ValueError as exc:
-            self.app.call_from_thread(self._show, [], f"[red]{exc}[/red]")
-            return
+            found, status = [], f"[red]{escape(str(exc))}[/red]"
         except PlanError as exc:
-            self.app.call_from_thread(self._show, [], f"[red]{exc.message}[/red]\n{exc.hint}")
-            return
-        status = (f"{len(found)} fit {model} in {size(budget)}, best for {goal} first · " + " · ".join(notes)
-                  if found else f"[yellow]nothing fits {model} in {size(budget)}[/yellow]: a smaller model or more memory")
-        self.app.call_from_thread(self._show, found, status)
+            found, status = [], f"[red]{escape(exc.message)}[/red]\n{escape(exc.hint)}"
+        except Exception as exc:  # a planner bug: say so instead of leaving "planning…" for ever
+            found, status = [], f"[red]cannot plan: {escape(type(exc).__name__)}: {escape(str(exc))}[/red]"
+        if not worker.is_cancelled:  # a newer request supersedes this one
+            self.app.call_from_thread(self._show, found, status, budget)
 
-    def _show(self, found: list[Any], status: str) -> None:
+    def _show(self, found: list[Any], status: str, budget: int = 0) -> None:
         if not self.is_attached:
             return
         self.found = found
+        self.planned_budget = budget
         table = self.table
         table.clear()
         for row, candidate in zip(recommend_rows(found), found):
@@ -103,5 +116,7 @@ class RecommendScreen(Screen[None]):
         from methods.catalogue import get_catalogue
 
         method = get_catalogue().get(candidate.method)
+        # the editor's memory line plans for the same GPU as this table, not for this machine
         self.post_message(OpenEditor(candidate.method, method.defaults_path,
-                                     text=json.dumps(candidate.document, indent=2) + "\n"))
+                                     text=json.dumps(candidate.document, indent=2) + "\n",
+                                     plan_for=("cuda", self.planned_budget, "the GPU asked for")))
