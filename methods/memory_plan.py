@@ -25,12 +25,14 @@ from methods.model_shape import ModelShape
 GiB = 1024 ** 3
 Device = Literal["cuda", "cpu"]
 
-# Saved activations per token and layer, in values (x its dtype's bytes): (per hidden width, per intermediate width).
-# A frozen base keeps what the non-linear ops and the adapters' inputs need; training the base keeps every matmul
-# input as well.
-# Measured on this project's CPU benchmark (benchmarks/RESULTS.md), fp32 and bf16 autocast alike.
-ACTIVATIONS_FROZEN = (12.0, 6.0)
-ACTIVATIONS_FULL = (9.0, 4.0)
+# Saved activations per token and layer, in values: (per hidden width, per intermediate width). A frozen base keeps
+# what the non-linear ops and the adapters' inputs need; training the base keeps every matmul input as well.
+# Measured on this project's CPU benchmark (benchmarks/RESULTS.md).
+ACTIVATIONS_FROZEN = (9.5, 4.75)
+ACTIVATIONS_FULL = (10.5, 4.75)
+# Bytes per saved value: fp32 4; autocast over fp32 weights (a CPU run, or fp32 master weights on a GPU) keeps a
+# mixture of fp32 values and their half-precision casts, measured at about 2.5; a half-precision base on a GPU 2.
+AUTOCAST_OVER_FP32_BYTES = 2.5
 # bitsandbytes' CPU 4-bit path dequantises every layer's weights to fp32 per matmul (forward and recompute) and the
 # C allocator keeps the freed blocks: measured at about 5 bytes per quantised weight over the packed ones.
 CPU_DEQUANTISED_BYTES = 5.0
@@ -152,7 +154,9 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
     parts["gradients"] = trainable * own_bytes
     parts["optimizer states"] = int(trainable * optimizer_bytes_per_param(setting.optimizer, own_bytes))
     tokens = setting.batch_size * (setting.seq_len + footprint.extra_tokens)
-    act_bytes = 2 if half else 4
+    act_bytes: float = 4.0
+    if half:  # the residual stream is in the base's dtype: fp32 weights under autocast keep both kinds
+        act_bytes = 2.0 if base_bytes == 2 or (footprint.base_bits and gpu) else AUTOCAST_OVER_FP32_BYTES
     per_h, per_i = ACTIVATIONS_FULL if footprint.trains_base else ACTIVATIONS_FROZEN
     layer = tokens * ((per_h + footprint.extra_activation_values) * shape.hidden_size
                       + per_i * shape.intermediate_size) * act_bytes
