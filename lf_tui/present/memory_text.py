@@ -48,12 +48,13 @@ def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
 
 
 def editor_line(plan: MemoryPlan, budget: int, where: str) -> str:
-    """The editor's one-line estimate: `memory ~17.5 GiB (14.9–20.1) on cuda bf16 · fits GPU 0: ... (6.5 GiB spare)`."""
-    head = f"memory ~{size(plan.total)} ({size(plan.low)}–{size(plan.high)}) on {plan.setting.device} {plan.setting.precision}"
+    """The editor's estimate in two short lines (its side panel is 30 columns at 80x24):
+    `memory ~17.5 GiB (cuda bf16)` and `fits 24.0 GiB: 6.5 GiB spare` (or `short by`); `where` names the budget."""
+    head = f"memory ~{size(plan.total)} ({plan.setting.device} {plan.setting.precision})"
     margin = plan.margin(budget)
-    if margin >= 0:
-        return f"{head} · fits {where} {size(budget)} ({size(margin)} spare)"
-    return f"{head} · does not fit {where} {size(budget)}: short by {size(-margin)}"
+    verdict = (f"fits {size(budget)}: {size(margin)} spare" if margin >= 0 else
+               f"does not fit {size(budget)}: short by {size(-margin)}")
+    return f"{head}\n{verdict} ({where})"
 
 
 def advice(plan: MemoryPlan) -> str:

@@ -26,9 +26,9 @@ class MethodsScreen(Screen[None]):
 
     BINDINGS = [
         Binding("enter", "open('defaults')", "Defaults", priority=True),
-        Binding("b", "open('basic')", "Basic example"),
+        Binding("b", "open('basic')", "Basic"),
         Binding("a", "open('advanced')", "Advanced"),
-        Binding("p", "open('production')", "Production"),
+        Binding("p", "open('production')", "Prod."),
         Binding("v", "readme", "README"),
         Binding("m", "pick_model", "Memory"),
     ]

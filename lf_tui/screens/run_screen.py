@@ -114,7 +114,10 @@ class RunScreen(Screen[None]):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
         self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
-        self.set_class(m.finished is not None, "ended")
+        ended = m.finished is not None
+        if ended != self.has_class("ended"):
+            self.set_class(ended, "ended")
+            self.refresh_bindings()  # an ended run cannot be cancelled: its key leaves the footer
 
     @staticmethod
     def _gauges(m: RunState) -> Text:
@@ -135,6 +138,11 @@ class RunScreen(Screen[None]):
         figures = " · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence")
         convergence = escape(dict(rows)["convergence"])
         return f"[b]{escape(run_text.summary_title(summary))}[/b] · {escape(figures)}\nconvergence: {convergence}"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run" and self.has_class("ended"):
+            return False
+        return True
 
     def action_cancel_run(self) -> None:
         with self.state_lock:
