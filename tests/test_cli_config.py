@@ -79,8 +79,15 @@ def test_methods_prints_matrix_and_recommendations(capsys) -> None:
     assert code == 0
     for text in ("GPU Memory", "Production", "QLoRA", "Prefix tuning", "Memory Constrained", "4-bit quantization"):
         assert text in out
+    for text in ("AdaLoRA", "IA³", "DoRA", "use_dora: true", "LoRA+"):  # new folders and variants, from their specs
+        assert text in out
     code, out, _ = run(capsys, "methods", "--json")
-    assert [m["name"] for m in json.loads(out)["methods"]] == ["lora", "qlora", "full_finetune", "adapters", "prefix_tuning"]
+    methods = json.loads(out)["methods"]
+    assert [m["name"] for m in methods] == ["lora", "qlora", "full_finetune", "adapters", "prefix_tuning", "adalora",
+                                            "ia3"]
+    lora = methods[0]
+    assert {"title": "DoRA", "options": {"use_dora": True}} == {k: lora["variants"][0][k] for k in ("title", "options")}
+    assert lora["planned_memory"].endswith("GiB")
 
 
 def test_installed_console_script_runs() -> None:
