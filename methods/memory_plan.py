@@ -34,8 +34,8 @@ ACTIVATIONS_FULL = (10.5, 4.75)
 # mixture of fp32 values and their half-precision casts, measured at about 2.5; a half-precision base on a GPU 2.
 AUTOCAST_OVER_FP32_BYTES = 2.5
 # bitsandbytes' CPU 4-bit path dequantises every layer's weights to fp32 per matmul (forward and recompute) and the
-# C allocator keeps the freed blocks: measured at about 5 bytes per quantised weight over the packed ones.
-CPU_DEQUANTISED_BYTES = 5.0
+# C allocator keeps the freed blocks and their bf16 casts: measured at about 6 bytes (4 + 2) per quantised weight.
+CPU_DEQUANTISED_BYTES = 6.0
 CHUNK_ROWS_BYTES = 64 * 1024 ** 2  # the loss's fp32 logits chunk (engine/loss.py)
 CUDA_CONTEXT = 600 * 1024 ** 2  # CUDA context, cuBLAS workspace and kernels
 ALLOCATOR_SLACK = 0.08  # fragmentation of PyTorch's caching allocator, as a share of the rest
