@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if budget is None and args.device == "cuda":
         budget, where = gpu_budget()
+    elif budget is None:  # planning for this CPU: its RAM is the budget
+        import psutil
+
+        budget, where = int(psutil.virtual_memory().total), "this machine's RAM"
     from pathlib import Path
 
     from methods.config_paths import resolve_cli_path, resolve_config_paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lf_tui.present.formatting import count
 from methods.memory_plan import MemoryPlan
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def setting_line(plan: MemoryPlan) -> str:
     s = plan.setting
     checkpointing = "gradient checkpointing" if s.gradient_checkpointing else "no gradient checkpointing"
     return (f"{s.device} {s.precision}, batch {s.batch_size} x {s.seq_len} tokens, {checkpointing}, {s.optimizer}; "
-            f"{plan.params / 1e9:.2f}B parameters, {plan.trainable_params:,} trainable")
+            f"{count(plan.params)} parameters, {count(plan.trainable_params)} trainable")
 
 
 def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
