@@ -37,7 +37,7 @@ class MethodsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label("Quick selection matrix: pick a method (↑/↓), Enter edits its defaults", classes="title")
-        yield DataTable(id="matrix", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="matrix", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield Label("Use case recommendations", classes="title")
         yield DataTable(id="usecases", cursor_type="none", zebra_stripes=True)
         yield Static(id="method-summary")

@@ -46,7 +46,7 @@ class RecommendScreen(Screen[None]):
             yield Input(self.base_model, placeholder="hub id, model folder or builtin:tiny-llama", id="model")
             yield Input(self.budget, placeholder="GPU memory, e.g. 24GiB", id="budget")
             yield Select(GOALS, value="quality", allow_blank=False, id="goal")
-        yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True, fixed_columns=2)
         yield Static(id="recommend-status")
         yield Footer()
 
