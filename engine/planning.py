@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +165,17 @@ def machine_budget() -> tuple[Device, int, str]:
     total, where = gpu_budget()
     if total is not None:
         return "cuda", total, where
+    return ("cpu", *ram_budget())
+
+
+def ram_budget() -> tuple[int, str]:
+    """This machine's RAM, the budget of a run on its CPU."""
     import psutil
 
-    return "cpu", int(psutil.virtual_memory().total), "this machine's RAM"
+    return int(psutil.virtual_memory().total), "this machine's RAM"
 
 
+@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX, as the engine checks, from /proc/cpuinfo (no torch)."""
     try:
@@ -178,10 +185,11 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def estimate(cfg: Any, device: Device = "cuda", base_model: str | None = None,
-             seq_len: int | None = None) -> tuple[MemoryPlan, ModelShape, str]:
-    """The memory plan of a validated config (its base model, or `base_model`) on `device`, the shape, its source."""
-    shape, source = model_shape(base_model or cfg.base_model)
+def estimate(cfg: Any, device: Device = "cuda", base_model: str | None = None, seq_len: int | None = None,
+             known: tuple[ModelShape, str] | None = None) -> tuple[MemoryPlan, ModelShape, str]:
+    """The memory plan of a validated config (its base model, or `base_model`) on `device`, the shape, its source;
+    `known`: that model's (shape, source) when the caller has read it already (one read for many methods)."""
+    shape, source = known or model_shape(base_model or cfg.base_model)
     method = get_catalogue().get(cfg.method_name)
     if method.info.memory is None:
         raise PlanError(f"method {cfg.method_name!r} declares no memory model",

@@ -88,6 +88,14 @@ class Step(Event):
     method_metrics: dict[str, float] = field(default_factory=dict)  # the method's own figures (AdaLoRA: rank_budget)
 
 
+def add_change_points(history: dict[str, list[list[float]]], step: int, figures: dict[str, float]) -> None:
+    """Fold a step's method_metrics into their history, a [step, value] point per change (the summary's form)."""
+    for name, value in figures.items():
+        series = history.setdefault(name, [])
+        if not series or series[-1][1] != value:
+            series.append([step, value])
+
+
 @dataclass(slots=True)
 class Eval(Event):
     type: ClassVar[str] = "eval"

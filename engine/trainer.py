@@ -21,7 +21,7 @@ from engine.errors import Cancelled, Diverged
 from engine.loss import summed_loss, target_tokens
 from engine.models import Runtime
 from engine.optim import build_optimizer, build_scheduler, planned_steps, steps_per_epoch
-from engine.protocol import Checkpoint, Eval, Event, Log, Step
+from engine.protocol import Checkpoint, Eval, Event, Log, Step, add_change_points
 
 
 @dataclass
@@ -70,10 +70,7 @@ class LoopState:
     method_metrics: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def record_method_metrics(self, figures: dict[str, float]) -> None:
-        for name, value in figures.items():
-            series = self.method_metrics.setdefault(name, [])
-            if not series or series[-1][1] != value:
-                series.append([self.step, value])
+        add_change_points(self.method_metrics, self.step, figures)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopState:

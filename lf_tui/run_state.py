@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.launcher import SegmentOpened
-from engine.protocol import Checkpoint, Error, Eval, Event, Finished, Log, RunStarted, Step, System
+from engine.protocol import (
+    Checkpoint,
+    Error,
+    Eval,
+    Event,
+    Finished,
+    Log,
+    RunStarted,
+    Step,
+    System,
+    add_change_points,
+)
 from lf_tui.curve import Curve
 from lf_tui.present import gauges, run_text
 
@@ -59,10 +70,7 @@ class RunState:
             self.last_step = event
             self.loss.append(event.step, event.loss)
             self.lr.append(event.step, event.learning_rate)
-            for name, value in event.method_metrics.items():  # a point per change, as the summary keeps them
-                series = self.method_metrics.setdefault(name, [])
-                if not series or series[-1][1] != value:
-                    series.append([event.step, value])
+            add_change_points(self.method_metrics, event.step, event.method_metrics)  # as the summary keeps them
         elif isinstance(event, System):
             self.system = event
         elif isinstance(event, Eval):

@@ -16,18 +16,8 @@ from engine.protocol import EventReader, Finished, RunStarted, Step
 from engine.run_store import RunDir, RunStore
 from methods.catalogue import get_catalogue
 from tests.conftest import make_config
+from tests.tiny_models import ARCHITECTURES, ModelFolders
 
-# widths are multiples of 64, as in every real model: 4-bit quantisation works in blocks of 64 input features
-SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
-    "llama": ("LlamaConfig", dict(SIZES, num_key_value_heads=2)),
-    "qwen2": ("Qwen2Config", dict(SIZES, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=256)),
-    "gpt_neox": ("GPTNeoXConfig", dict(SIZES)),
-    "phi3": ("Phi3Config", dict(SIZES, num_key_value_heads=2)),
-    "mistral": ("MistralConfig", dict(SIZES, num_key_value_heads=2)),
-    "gemma": ("GemmaConfig", dict(SIZES, num_key_value_heads=2, head_dim=8)),
-}
 # what target_modules "auto" picks: PEFT's default where it has one, else the fused attention projection (Phi-3)
 AUTO_TARGETS = {"llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"], "gpt2": ["c_attn"],
                 "gpt_neox": ["query_key_value"], "phi3": ["qkv_proj"], "mistral": ["q_proj", "v_proj"],
@@ -42,22 +32,7 @@ CASES += [("gpt2", "adapters-both"), ("gpt_neox", "adapters-both")]  # GPT-2 `at
 @pytest.fixture(scope="module")
 def model_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random models of each architecture, saved with the built-in tokenizer (built on first use)."""
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    root = tmp_path_factory.mktemp("architectures")
-
-    class Folders(dict):
-        def __missing__(self, arch: str) -> Path:
-            config_class, sizes = ARCHITECTURES[arch]
-            tokenizer = tiny_tokenizer()
-            config = getattr(transformers, config_class)(**special_token_ids(tokenizer), **sizes)
-            save_random_model(root / arch, config, tokenizer)
-            self[arch] = root / arch
-            return root / arch
-
-    return Folders()
+    return ModelFolders(tmp_path_factory.mktemp("architectures"))
 
 
 def build_on(folder: Path, method: str, **method_specific: Any) -> tuple[Any, Any]:

@@ -17,6 +17,7 @@ from engine.protocol import EventReader, Finished, Step
 from engine.run_store import RunStore
 from methods.catalogue import get_catalogue
 from tests.conftest import make_config
+from tests.tiny_models import save_tiny_model
 
 LOSS_RTOL = 1e-5  # the issue's bar for the loss
 # gradients: allclose with rtol GRAD_RTOL and atol GRAD_ATOL x the tensor's largest magnitude (measured: <= 1e-6 of
@@ -43,15 +44,7 @@ def build(method: str, folder: Path | None = None, checkpointing: bool = False, 
 @pytest.fixture(scope="module")
 def gpt2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random GPT-2 (tied output head, Conv1D layers) with the built-in tokenizer."""
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    folder = tmp_path_factory.mktemp("gpt2") / "model"
-    tokenizer = tiny_tokenizer()
-    config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256)
-    save_random_model(folder, config, tokenizer)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("gpt2") / "model", "gpt2")
 
 
 def batch(vocab: int, rows: int = 3, width: int = 11) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -17,6 +17,7 @@ from engine.export import MANIFEST, export
 from engine.models import model_source
 from engine.run_store import RunDir, RunStore
 from tests.conftest import LEARNABLE, make_config, train
+from tests.tiny_models import save_tiny_model
 
 # max |logit difference| between a merged fp32 model and its adapter on an fp32 base, for logits up to ~5 in size
 # (about 1e-5 relative: (W + BA)x and Wx + B(Ax) round differently); measured up to 1.1e-5 (QLoRA, all-linear)
@@ -61,17 +62,7 @@ def runs(root: Path) -> Any:
 
 def gpt2_folder(root: Path) -> Path:
     """A tiny random GPT-2 (Conv1D layers, weights stored in x out) with the built-in tokenizer."""
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    folder = root / "gpt2"
-    if not (folder / "config.json").is_file():
-        tokenizer = tiny_tokenizer()
-        config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=64, n_layer=2, n_head=4,
-                                         n_positions=256)
-        save_random_model(folder, config, tokenizer)
-    return folder
+    return save_tiny_model(root / "gpt2", "gpt2")
 
 
 def base_of(run: RunDir, dtype: torch.dtype = torch.float32) -> Any:

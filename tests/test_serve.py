@@ -15,6 +15,7 @@ import pytest
 from engine.launcher import PROJECT_ROOT, engine_env
 from engine.run_store import RunDir, RunStore
 from tests.conftest import make_config, train
+from tests.tiny_models import save_tiny_model
 
 PROMPT = "Say the greeting."
 TRAINING = {"max_steps": 4, "learning_rate": 1e-2}
@@ -124,13 +125,7 @@ def test_one_process_serves_lora_and_ia3_runs_on_one_base(runs: dict[str, RunDir
 
 def test_a_run_on_another_base_gets_a_base_of_its_own(runs: dict[str, RunDir], tmp_path: Path,
                                                        learnable_dataset: Path) -> None:
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    tokenizer = tiny_tokenizer()
-    config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256)
-    save_random_model(tmp_path / "gpt2", config, tokenizer)
+    save_tiny_model(tmp_path / "gpt2", "gpt2")
     cfg = make_config("lora", base_model=str(tmp_path / "gpt2"), hardware={"mixed_precision": "no"},
                       training=TRAINING)
     other, _, code = train(RunStore(tmp_path / "runs"), cfg, learnable_dataset)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from methods.model_shape import ModelShape
+
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("methods", help="the method selection matrix and recommendations")
@@ -17,13 +19,13 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.set_defaults(handler=run)
 
 
-def matrix_table(base_model: str | None = None) -> Table:
+def matrix_table(base_model: str | None = None, known: tuple[ModelShape, str] | None = None) -> Table:
     """Criteria down the side, one column per method, as the design document lays it out."""
     from rich.table import Table
 
     from lf_tui.present.methods_table import REFERENCE_LABEL, REFERENCE_MODEL, matrix_headers, matrix_rows
 
-    rows = matrix_rows(base_model or REFERENCE_MODEL)
+    rows = matrix_rows(base_model or REFERENCE_MODEL, known)
     table = Table(title="Quick selection matrix",
                   caption="memory: the planner's peak for each method's defaults on a GPU (lf-tui plan for yours); "
                           "* the design document's figure (the method declares no memory model)")
@@ -65,6 +67,7 @@ def variant_table() -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.planning import PlanError, model_shape
     from lf_tui.cli import console
     from lf_tui.present.methods_table import REFERENCE_MODEL, memory_cell
     from methods.catalogue import get_catalogue
@@ -72,19 +75,16 @@ def run(args: argparse.Namespace) -> int:
 
     catalogue = get_catalogue()
     base_model = resolve_cli_path(args.base_model) or REFERENCE_MODEL
-    if args.base_model:
-        from engine.planning import PlanError, model_shape
-
-        try:
-            model_shape(base_model)
-        except PlanError as exc:
-            console.err().print(f"[red]error:[/red] {exc.message}\n  hint: {exc.hint}")
-            return 2
+    try:
+        known = model_shape(base_model)  # read once, for every method's row
+    except PlanError as exc:
+        console.err().print(f"[red]error:[/red] {exc.message}\n  hint: {exc.hint}")
+        return 2
     if args.json:
         out = {
             "methods": [
                 {"name": m.name, "title": m.info.title, "summary": m.info.summary, "matrix": vars(m.info.matrix),
-                 "planned_memory": memory_cell(m, base_model),
+                 "planned_memory": memory_cell(m, base_model, known),
                  "variants": [{"title": v.title, "options": v.options, "summary": v.summary} for v in m.info.variants]}
                 for m in catalogue
             ],
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     screen = console.out()
-    screen.print(matrix_table(base_model if args.base_model else None))
+    screen.print(matrix_table(base_model if args.base_model else None, known))
     screen.print(use_case_table())
     if any(m.info.variants for m in catalogue):
         screen.print(variant_table())

@@ -24,7 +24,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.planning import PlanError, estimate, gpu_budget
+    from engine.planning import PlanError, estimate, gpu_budget, ram_budget
     from lf_tui.cli import console
     from lf_tui.cli.validate import print_report
     from methods.config_file import ConfigInputError, read_config_file
@@ -47,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if budget is None and args.device == "cuda":
         budget, where = gpu_budget()
     elif budget is None:  # planning for this CPU: its RAM is the budget
-        import psutil
-
-        budget, where = int(psutil.virtual_memory().total), "this machine's RAM"
+        budget, where = ram_budget()
     from pathlib import Path
 
     from methods.config_paths import resolve_cli_path, resolve_config_paths

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from methods.catalogue import METHODS_DIR, Method, get_catalogue
 from methods.method_info import MatrixRow, Variant
+from methods.model_shape import ModelShape
 
 # the memory column is computed for this model (its published config.json, no weights) unless one is chosen
 REFERENCE_MODEL = str(METHODS_DIR / "reference_models" / "llama-2-7b")
@@ -35,9 +36,9 @@ USE_CASE_HEADERS = ["Use Case", "Primary Method", "Secondary Option", "Configura
 VARIANT_HEADERS = ["Method", "Variant", "Set in method_specific", "What it changes"]
 
 
-def memory_cell(method: Method, base_model: str) -> str:
+def memory_cell(method: Method, base_model: str, known: tuple[ModelShape, str] | None = None) -> str:
     """The planner's peak for the method's defaults on `base_model` on a GPU (its spec's figure, marked `*`, when
-    the planner cannot size it)."""
+    the planner cannot size it); `known`: the model's (shape, source), read once for every method."""
     from engine.planning import PlanError, estimate
     from lf_tui.present.memory_text import size
     from methods.validation import validate_config
@@ -48,19 +49,30 @@ def memory_cell(method: Method, base_model: str) -> str:
     try:
         if cfg is None:
             raise PlanError("the defaults do not validate")
-        return size(estimate(cfg, "cuda")[0].total)
+        return size(estimate(cfg, "cuda", known=known)[0].total)
     except PlanError:
         return f"{method.info.matrix.gpu_memory_7b}*"
 
 
-def matrix_cells(method: Method, base_model: str = REFERENCE_MODEL) -> list[str]:
+def matrix_cells(method: Method, base_model: str = REFERENCE_MODEL,
+                 known: tuple[ModelShape, str] | None = None) -> list[str]:
     """One method's row of the matrix: its title, its planned memory on `base_model`, one cell per criterion."""
-    return [method.info.title, memory_cell(method, base_model), *(get(method.info.matrix) for _, get in CRITERIA)]
+    return [method.info.title, memory_cell(method, base_model, known),
+            *(get(method.info.matrix) for _, get in CRITERIA)]
 
 
-def matrix_rows(base_model: str = REFERENCE_MODEL) -> list[tuple[str, list[str]]]:
-    """(method name, cells) for every method in the catalogue, in catalogue order."""
-    return [(m.name, matrix_cells(m, base_model)) for m in get_catalogue()]
+def matrix_rows(base_model: str = REFERENCE_MODEL,
+                known: tuple[ModelShape, str] | None = None) -> list[tuple[str, list[str]]]:
+    """(method name, cells) for every method in the catalogue, in catalogue order; the model's config.json is read
+    once (or `known` is its (shape, source) already)."""
+    from engine.planning import PlanError, model_shape
+
+    if known is None:
+        try:
+            known = model_shape(base_model)
+        except PlanError:
+            known = None  # each cell falls back to its spec's figure
+    return [(m.name, matrix_cells(m, base_model, known)) for m in get_catalogue()]
 
 
 def use_case_rows() -> list[tuple[str, str, str, str]]:

@@ -91,12 +91,12 @@ class MethodsScreen(Screen[None]):
 
         label = REFERENCE_LABEL if base_model == REFERENCE_MODEL else base_model.rstrip("/").rsplit("/", 1)[-1]
         try:
-            model_shape(base_model)
+            known = model_shape(base_model)
         except PlanError as exc:
             self.base_model = REFERENCE_MODEL  # the column still shows the reference: so does the next prompt
             self.app.call_from_thread(self.notify, f"{exc.message}: {exc.hint}", severity="error", timeout=10)
             return
-        rows = matrix_rows(base_model)
+        rows = matrix_rows(base_model, known)
         self.app.call_from_thread(self._fill, label, rows)
 
     @property

@@ -1,19 +1,8 @@
-"""Helpers of the IA³ tests: the tiny architectures, a model built as the engine builds it, its IA³ layers."""
+"""Helpers of the IA³ tests: a model built as the engine builds it, its IA³ layers."""
 
 from __future__ import annotations
 
 from typing import Any
-
-SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
-    "llama": ("LlamaConfig", dict(SIZES, num_key_value_heads=2)),
-    "qwen2": ("Qwen2Config", dict(SIZES, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=256)),
-    "gpt_neox": ("GPTNeoXConfig", dict(SIZES)),
-    "phi3": ("Phi3Config", dict(SIZES, num_key_value_heads=2)),
-    "mistral": ("MistralConfig", dict(SIZES, num_key_value_heads=2)),
-    "gemma": ("GemmaConfig", dict(SIZES, num_key_value_heads=2, head_dim=8)),
-}
 
 
 def build_on(base_model: str, **method_specific: Any) -> tuple[Any, list[str]]:

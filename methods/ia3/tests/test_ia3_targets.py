@@ -10,8 +10,9 @@ from torch import nn
 
 from engine.errors import EngineError
 from methods.ia3 import targets
-from methods.ia3.tests.support import ARCHITECTURES, build_on, ia3_layers
+from methods.ia3.tests.support import build_on, ia3_layers
 from methods.validation import validate_config
+from tests.tiny_models import ARCHITECTURES
 
 # what "auto" scales (feed-forward ones: their input) on each architecture
 AUTO = {

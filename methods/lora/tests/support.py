@@ -1,4 +1,4 @@
-"""Helpers for the LoRA variant tests: tiny local models of other architectures, short in-process training."""
+"""Helpers for the LoRA variant tests: configs, models built as the engine builds them, short in-process training."""
 
 from __future__ import annotations
 
@@ -10,27 +10,6 @@ import torch
 from tests.conftest import make_config
 
 IDS = torch.tensor([[1, 20, 30, 40, 50, 60, 7]])
-# widths are multiples of 64 (bitsandbytes' CPU 4-bit block), as in tests/test_architectures.py
-SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
-    "gpt_neox": ("GPTNeoXConfig", dict(SIZES)),
-    "phi3": ("Phi3Config", dict(SIZES, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=256)),
-}
-
-
-def save_tiny_model(folder: Path, arch: str) -> Path:
-    """A tiny random `arch` model saved with the built-in tokenizer into `folder` (once)."""
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    if not (folder / "config.json").exists():
-        config_class, sizes = ARCHITECTURES[arch]
-        tokenizer = tiny_tokenizer()
-        config = getattr(transformers, config_class)(**special_token_ids(tokenizer), **sizes)
-        save_random_model(folder, config, tokenizer)
-    return folder
 
 
 def config(method: str, base_model: str = "builtin:tiny-llama", training: dict[str, Any] | None = None,

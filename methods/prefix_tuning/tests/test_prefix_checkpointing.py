@@ -20,6 +20,7 @@ from engine.protocol import Finished, Log, RunStarted, Step
 from engine.run_store import RunStore
 from methods.prefix_tuning import implementation as prefix
 from tests.conftest import make_config, train
+from tests.tiny_models import save_tiny_model
 
 LOSS_RTOL = 1e-5
 GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-5  # atol: times the gradient's largest magnitude (as tests/test_chunked_loss.py)
@@ -28,15 +29,7 @@ GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-5  # atol: times the gradient's largest magnitud
 @pytest.fixture(scope="module")
 def gpt2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random GPT-2 (the cache passed positionally to its blocks; dropout 0.1 everywhere)."""
-    import transformers
-
-    from engine.builtin_model import save_random_model, special_token_ids, tiny_tokenizer
-
-    folder = tmp_path_factory.mktemp("gpt2") / "model"
-    tokenizer = tiny_tokenizer()
-    config = transformers.GPT2Config(**special_token_ids(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256)
-    save_random_model(folder, config, tokenizer)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("gpt2") / "model", "gpt2")
 
 
 def build(checkpointing: bool, folder: Path | None = None, **method_specific: Any) -> Any:
