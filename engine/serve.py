@@ -42,7 +42,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import torch
 
@@ -56,6 +56,7 @@ from methods.catalogue import get_catalogue
 from methods.contract import MethodImplementation
 
 PROTOCOL_VERSION = 1
+PARTIAL_EVERY_S = 0.05  # a streamed answer's partial events come at most this often
 FULL_MODEL_NOTE = "a full fine-tune is its own model (all weights trained), loaded separately, not an adapter"
 
 
@@ -84,22 +85,41 @@ class Served:
     kind: str = ""  # peft:<TYPE> | bottleneck | full model
 
 
-class Timer:
-    """A generate() streamer recording when the first new token came (put() gets the prompt first)."""
+Partial = Callable[[str, int], None]  # (the text generated so far, its token count)
 
-    def __init__(self) -> None:
+
+class Timer:
+    """A generate() streamer recording when the first new token came (put() gets the prompt first), and passing
+    the text so far to `on_text` (at most every PARTIAL_EVERY_S seconds, and at the end)."""
+
+    def __init__(self, tokenizer: Any = None, on_text: Partial | None = None,
+                 every_s: float = PARTIAL_EVERY_S) -> None:
         self.puts = 0
         self.first: float | None = None
         self.last: float | None = None
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.new: list[int] = []
+        self.sent_at, self.every_s = 0.0, every_s
+        self.sent = 0
 
     def put(self, value: Any) -> None:
         self.puts += 1
         if self.puts == 2:
             self.first = time.perf_counter()
         self.last = time.perf_counter()
+        if self.puts >= 2 and self.on_text is not None:
+            self.new.extend(int(t) for t in value.reshape(-1).tolist())
+            if self.last - self.sent_at >= self.every_s:
+                self._send()
+
+    def _send(self) -> None:
+        if self.on_text is None or self.sent == len(self.new):
+            return
+        self.sent, self.sent_at = len(self.new), time.perf_counter()
+        self.on_text(self.tokenizer.decode(self.new, skip_special_tokens=True), len(self.new))
 
     def end(self) -> None:
-        pass
+        self._send()
 
 
 def shared_clone(model: Any) -> Any:
@@ -128,6 +148,7 @@ class Server:
         self.served: dict[str, Served] = {}
         self.bases_loaded = 0
         self.models_loaded = 0  # separate full models (full fine-tunes)
+        self.partial_every_s = PARTIAL_EVERY_S
 
     # loading
     def _base(self, cfg: Any, runtime: Any, impl: MethodImplementation, ctx: EngineContext,
@@ -209,7 +230,12 @@ class Server:
         default = [b for b in self.bases.values() if b.loader == "default"]
         return default or list(self.bases.values())
 
-    def answers(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def answers(self, request: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None = None
+                ) -> list[dict[str, Any]]:
+        """The answers to a generate request, each also sent through `emit` when it is ready (and, with "stream"
+        in the request, partial events while it is generated)."""
+        stream = emit if request.get("stream") else None
+        self.partial_every_s = float(request.get("partial_every_s", PARTIAL_EVERY_S))
         prompt = str(request.get("prompt", ""))
         settings = {"max_new_tokens": int(request.get("max_new_tokens", 32)),
                     "temperature": float(request.get("temperature", 0.0) or 0.0),
@@ -220,13 +246,17 @@ class Server:
                 if not self.bases:
                     out.append(_failed("base", EngineError("request", "no base model loaded",
                                                            "load a run first: the base is the runs' base model")))
+                    _send(emit, out[-1])
                 for base in self.base_targets():
-                    out.append(self._answer("base", prompt, settings, base=base))
+                    out.append(self._answer("base", prompt, settings, base=base, stream=stream))
+                    _send(emit, out[-1])
                 continue
-            out.append(self._answer(str(target), prompt, settings))
+            out.append(self._answer(str(target), prompt, settings, stream=stream))
+            _send(emit, out[-1])
         return out
 
-    def _answer(self, target: str, prompt: str, settings: dict[str, Any], base: Base | None = None) -> dict[str, Any]:
+    def _answer(self, target: str, prompt: str, settings: dict[str, Any], base: Base | None = None,
+                stream: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         try:
             served = self.served.get(target) if base is None else None
             if base is None and served is None:
@@ -242,7 +272,13 @@ class Server:
                 assert base is not None
                 model, impl, data_format = base.model, None, base.data_format
             text = format_prompt(base.tokenizer, prompt, data_format)
-            answer = complete(model, impl, base.tokenizer, base.runtime, text, **settings)
+            on_text = None
+            if stream is not None:
+                def on_text(so_far: str, tokens: int, base_model: str = base.base_model) -> None:
+                    stream({"type": "partial", "target": target, "base_model": base_model, "text": so_far,
+                            "new_tokens": tokens})
+            answer = complete(model, impl, base.tokenizer, base.runtime, text, on_text=on_text,
+                              partial_every_s=self.partial_every_s, **settings)
         except EngineError as exc:
             return _failed(target, exc)
         except Exception as exc:  # reported per answer, never a traceback
@@ -258,12 +294,14 @@ class Server:
 
 
 def complete(model: Any, impl: MethodImplementation | None, tokenizer: Any, runtime: Any, text: str,
-             max_new_tokens: int = 32, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> dict[str, Any]:
-    """One completion of `text` (greedy at temperature 0, as engine.generate.greedy; else seeded sampling), timed."""
+             max_new_tokens: int = 32, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             on_text: Partial | None = None, partial_every_s: float = PARTIAL_EVERY_S) -> dict[str, Any]:
+    """One completion of `text` (greedy at temperature 0, as engine.generate.greedy; else seeded sampling), timed;
+    `on_text` gets the text so far while it is generated."""
     ids = prompt_ids(tokenizer, text)
     input_ids = torch.tensor([ids], device=runtime.device)
     mask = torch.ones_like(input_ids)
-    timer = Timer()
+    timer = Timer(tokenizer, on_text, partial_every_s)
     kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                                   eos_token_id=tokenizer.eos_token_id, streamer=timer)
     if temperature > 0:
@@ -290,6 +328,11 @@ def _internal(exc: Exception) -> EngineError:
     oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
     return EngineError("oom" if oom else "internal", f"{type(exc).__name__}: {str(exc)[:500]}",
                        "serve fewer runs at once" if oom else "this looks like a bug")
+
+
+def _send(emit: Callable[[dict[str, Any]], None] | None, event: dict[str, Any]) -> None:
+    if emit is not None:
+        emit(event)
 
 
 def _failed(target: str, exc: EngineError) -> dict[str, Any]:
@@ -324,8 +367,7 @@ def handle(server: Server, request: Any, emit: Any) -> bool:
               "models_loaded": server.models_loaded, **echo})
         return True
     if kind == "generate":
-        for answer in server.answers(request):
-            emit({**answer, **echo})
+        server.answers(request, lambda event: emit({**event, **echo}))
         emit({"type": "done", "request": "generate", **echo})
         return True
     emit({"type": "error", "kind": "request", "error": f"unknown request type {kind!r}",

@@ -110,6 +110,19 @@ def test_one_process_serves_lora_and_ia3_runs_on_one_base(runs: dict[str, RunDir
         sampled = [server.generate([ids[0]], temperature=1.0, top_p=0.9, seed=7)[ids[0]]["text"] for _ in range(2)]
         assert sampled[0] == sampled[1]
         server.generate([ids[0]], temperature=1.0, top_p=0.9, seed=8)  # another seed: an answer (maybe another)
+        # streamed: partial events before each answer, each the answer so far, the last one the whole answer
+        streamed = server.ask({"type": "generate", "prompt": PROMPT, "targets": [ids[0], "base"], "stream": True,
+                               "partial_every_s": 0, "id": 5})
+        assert all(e.get("id") == 5 for e in streamed)
+        for target in (ids[0], "base"):
+            mine = [e for e in streamed if e.get("target") == target]
+            partials, answer = mine[:-1], mine[-1]
+            assert answer["type"] == "answer" and {e["type"] for e in partials} == {"partial"}
+            assert answer["text"] == expected[target]
+            assert partials[-1]["text"] == answer["text"] and partials[-1]["new_tokens"] == answer["new_tokens"]
+            assert [p["new_tokens"] for p in partials] == list(range(1, answer["new_tokens"] + 1))
+        order = [e.get("target") for e in streamed if e["type"] == "answer"]
+        assert order == [ids[0], "base"]
         # a run not loaded, and a second load of the same run
         missing = server.generate(["nope"])["nope"]
         assert missing["kind"] == "request" and "not loaded" in missing["error"]
