@@ -120,6 +120,8 @@ class RunInfo:
     duration_s: float | None = None
     problems: list[str] = field(default_factory=list)
     trust_remote_code: bool = False
+    derived_from: list[str] = field(default_factory=list)  # a fused run's parent run ids (meta.json)
+    deployment: dict[str, Any] | None = None  # the summary's deployment figures (engine/deployment.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -239,6 +241,8 @@ class RunDir:
         meta, summary = self.meta(), self.summary()
         info = RunInfo(self.run_id, self.path, method=meta.get("method", ""), base_model=meta.get("base_model", ""),
                        started=meta.get("created"), trust_remote_code=bool(meta.get("trust_remote_code")))
+        parents = meta.get("derived_from")
+        info.derived_from = [str(p) for p in parents] if isinstance(parents, list) else []
         if not meta:
             info.problems.append("meta.json missing or corrupt")
         stats = scan(self.events_path)
@@ -261,6 +265,8 @@ class RunDir:
         if summary is not None and not newer_segment:
             info.status = summary.get("status", "completed")
             info.best_eval_loss = summary.get("best_eval_loss")
+            deployment = summary.get("deployment")
+            info.deployment = deployment if isinstance(deployment, dict) else None
             info.duration_s = summary.get("training_time_s", info.duration_s)
             if summary.get("final_loss") is not None:  # a resume that failed at once has none: keep the events'
                 info.final_loss = summary["final_loss"]

@@ -124,6 +124,9 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
         monitor.start()
         trainer.fit()
         extra = trainer.finish(run.weights_dir)
+        from engine.deployment import after_training  # sizes and timings: a failure to measure never fails the run
+
+        extra["deployment"] = after_training(trainer, run.weights_dir, log)
         return _finish(run, emitter, trainer, monitor, "completed", started, extra)
     except Cancelled as exc:
         log("warning", f"cancelled ({exc}); checkpoint saved")
