@@ -37,3 +37,33 @@ def shown_path(path: Path | str) -> str:
     except ValueError:
         return str(p)
     return str(rel) if str(rel) != "." else "."
+
+
+def disk_size(n_bytes: float | None) -> str:
+    """Bytes on disk as people read file sizes: `512 B`, `120 KiB`, `3.5 MiB`, `14.2 GiB`; — when unknown."""
+    if n_bytes is None:
+        return "—"
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" or abs(value) >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # unreachable
+
+
+def seconds(value: float | None) -> str:
+    """A short time as measured: `850 µs`, `18.6 ms`, `1.24 s`; — when unknown."""
+    if value is None:
+        return "—"
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} µs"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value:.3g} s"
+
+
+def rate(value: float | None) -> str:
+    """Tokens per second: `65.0`, `1,234`; — when unknown."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.launcher import SegmentOpened
 from engine.protocol import Error, Eval, Event, RunStarted, Step
-from lf_tui.present.formatting import count, duration, number
+from lf_tui.present.formatting import count, disk_size, duration, number, rate, seconds
 
 
 def header(st: RunStarted) -> str:
@@ -109,6 +109,8 @@ def _weights(summary: dict[str, Any]) -> str:
     source, step = summary.get("weights_from"), summary.get("weights_step")
     if source is None:
         return "—" if summary.get("status") != "completed" else "final"
+    if source == "fused":
+        return "fused (not trained)"
     where = f" (step {step})" if step is not None else ""
     return ("best eval" if source == "best_eval" else "final") + where
 
@@ -134,6 +136,45 @@ def _peak(summary: dict[str, Any]) -> str:
     return f"{shown} (planned {planned:.0f} MB)"
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def deployment_fields(figures: dict[str, Any] | None) -> dict[str, str]:
+    """A run's deployment figures (summary.json's "deployment") as shown everywhere: the runs table's cells, the
+    run view's summary and the comparison. — for a figure that was not measured."""
+    d = figures if isinstance(figures, dict) else {}
+    merged = disk_size(_number(d.get("merged_bytes")))
+    if d.get("merged_bytes") is not None and d.get("merged_dtype"):
+        merged += f" ({d['merged_dtype']})"
+    elif d.get("merged_note"):
+        merged = str(d["merged_note"])
+    where = str(d["device"]) if d.get("device") else "—"
+    if d.get("not_measured"):
+        where = f"not measured: {d['not_measured']}" if where == "—" else f"{where}; not measured: {d['not_measured']}"
+    return {"adapter size": disk_size(_number(d.get("adapter_bytes"))), "merged size": merged,
+            "first token": seconds(_number(d.get("first_token_s"))), "tokens/s": rate(_number(d.get("tokens_per_s"))),
+            "measured on": where}
+
+
+def derived_line(summary: dict[str, Any]) -> str | None:
+    """A fused run's recipe: `0.6 x RUN_A + 0.4 x RUN_B (linear, rank 16)`; None for a trained run."""
+    parents = summary.get("derived_from")
+    if not isinstance(parents, list) or not parents:
+        return None
+    found = summary.get("fusion")
+    recipe: dict[str, Any] = found if isinstance(found, dict) else {}
+    listed = recipe.get("weights")
+    weights: list[Any] = listed if isinstance(listed, list) else []
+    terms = [f"{figure(weights[i])} x {p}" if i < len(weights) else str(p) for i, p in enumerate(parents)]
+    how = [str(recipe.get("combination", "?"))]
+    if recipe.get("density") is not None:
+        how.append(f"density {figure(recipe['density'])}")
+    if recipe.get("rank") is not None:
+        how.append(f"rank {recipe['rank']}")
+    return " + ".join(terms) + f" ({', '.join(how)})"
+
+
 def summary_title(summary: dict[str, Any]) -> str:
     """The summary's heading: how the run ended."""
     return f"Run {summary.get('status', '—')}"
@@ -150,6 +191,10 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("training time", duration(summary.get("training_time_s"))),
             ("peak memory", _peak(summary)),
             ("convergence", _convergence(summary))]
+    rows += list(deployment_fields(summary.get("deployment")).items())
+    derived = derived_line(summary)
+    if derived is not None:
+        rows.insert(1, ("fused from", derived))
     if summary.get("stopped_early"):
         rows.append(("stopped early", "yes: no better eval loss within the patience"))
     if summary.get("diverged_at_step") is not None:
@@ -161,3 +206,14 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(value, (int, float, str)):
             rows.append((metric_label(name), figure(value)))
     return rows
+
+
+def compared_labels(summaries: list[dict[str, Any]]) -> list[str]:
+    """The comparison's row labels: every run's summary rows (a fused run's recipe, a method's own figures), in the
+    order they first appear, each once."""
+    labels = [label for label, _ in summary_rows({})]
+    for summary in summaries:
+        for label, _ in summary_rows(summary):
+            if label not in labels:
+                labels.append(label)
+    return labels

@@ -8,6 +8,23 @@ from typing import Any
 
 from engine.run_store import RunInfo
 from lf_tui.present.formatting import duration, number
+from lf_tui.present.run_text import deployment_fields
+
+
+def _figure(name: str) -> Callable[[RunInfo], Any]:
+    return lambda r: (r.deployment or {}).get(name)
+
+
+def short_id(run_id: str) -> str:
+    """The tail of a run id that tells runs apart in a narrow cell: `lora-38b8` of `20261202-032914-lora-38b8`."""
+    parts = run_id.split("-")
+    return "-".join(parts[2:]) if len(parts) > 3 and parts[0].isdigit() else run_id
+
+
+def parents(info: RunInfo) -> str | None:
+    """A derived (fused) run's parents, by their short ids: `lora-38b8+lora-1bcb`; None for a trained run."""
+    return "+".join(short_id(p) for p in info.derived_from) or None
+
 
 COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("run", "run", lambda r: r.run_id),
@@ -17,6 +34,9 @@ COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("steps", "steps", lambda r: r.steps),
     ("final_loss", "final loss", lambda r: r.final_loss),
     ("best_loss", "best loss", lambda r: r.best_loss),
+    ("derived_from", "from", parents),
+    ("adapter_bytes", "adapter", _figure("adapter_bytes")),
+    ("tokens_per_s", "tok/s", _figure("tokens_per_s")),
     ("duration", "duration", lambda r: r.duration_s),
     ("started", "started", lambda r: r.started),
 ]
@@ -26,16 +46,23 @@ LABELS = {key: label for key, label, _ in COLUMNS}
 COMPACT_KEYS = ["run", "method", "status", "steps", "final_loss", "duration"]
 COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
 COMPACT_BELOW = 120  # terminal columns
+# up to WIDE_FROM columns: a fused run's parents instead of the best loss, no deployment figures
+MEDIUM_KEYS = ["run", "method", "base_model", "status", "steps", "final_loss", "derived_from", "duration", "started"]
+WIDE_FROM = 180
 
 
 def columns_for(width: int) -> tuple[list[str], dict[str, str]]:
-    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW)."""
-    return (COMPACT_KEYS, COMPACT_LABELS) if width < COMPACT_BELOW else (SORT_KEYS, LABELS)
+    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW, every column
+    from WIDE_FROM)."""
+    if width < COMPACT_BELOW:
+        return COMPACT_KEYS, COMPACT_LABELS
+    return (MEDIUM_KEYS, LABELS) if width < WIDE_FROM else (SORT_KEYS, LABELS)
 
 
 def matches(info: RunInfo, text: str) -> bool:
-    """Case-insensitive match on id, method, model and status; space-separated words must all match."""
-    haystack = f"{info.run_id} {info.method} {info.base_model} {info.status}".lower()
+    """Case-insensitive match on id, method, model, status and a fused run's parents; space-separated words must
+    all match."""
+    haystack = f"{info.run_id} {info.method} {info.base_model} {info.status} {' '.join(info.derived_from)}".lower()
     return all(word in haystack for word in text.lower().split())
 
 
@@ -50,10 +77,12 @@ def cells(info: RunInfo) -> dict[str, str]:
     """A run's cells by column key."""
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)) if info.started else "—"
     steps = f"{info.steps}/{info.total_steps}" if info.total_steps else str(info.steps)
+    figures = deployment_fields(info.deployment)
     return {"run": info.run_id, "method": info.method or "?", "base_model": info.base_model or "?",
             "status": info.status + (" ⚠" if info.problems else ""), "steps": steps,
             "final_loss": number(info.final_loss), "best_loss": number(info.best_loss),
-            "duration": duration(info.duration_s), "started": started}
+            "derived_from": parents(info) or "—", "adapter_bytes": figures["adapter size"],
+            "tokens_per_s": figures["tokens/s"], "duration": duration(info.duration_s), "started": started}
 
 
 def row(info: RunInfo, keys: list[str] | None = None) -> tuple[str, ...]:

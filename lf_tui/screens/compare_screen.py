@@ -1,4 +1,4 @@
-"""Comparison of marked runs: overlaid loss curves, config differences, summary figures side by side."""
+"""Comparison of marked runs: overlaid loss curves, config differences, summary and deployment figures side by side."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class CompareScreen(Screen[None]):
         for name in names:
             summary.add_column(name)
         columns = [dict(run_text.summary_rows(r.summary or {})) for r in records]
-        for label, _ in run_text.summary_rows({}):
+        for label in run_text.compared_labels([r.summary or {} for r in records]):
             summary.add_row(label, *[column.get(label, "—") for column in columns])
         diff: DataTable[str] = self.query_one("#compare-config", DataTable)
         diff.add_column("key")
