@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events-fd", type=int, help="file descriptor to stream events to")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--launched-at", type=float, help="when the launcher started us (start-up accounting)")
+    p.add_argument("--distributed", action="store_true", help="one rank of a multi-process run (accelerate started it)")
+    s = sub.add_parser("supervise", help="start every rank of a multi-process run through accelerate and watch them")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--launched-at", type=float)
     g = sub.add_parser("generate", help="print one JSON line with a greedy completion from RUN_DIR")
     g.add_argument("run_dir", type=Path)
     g.add_argument("--prompt", required=True)
@@ -33,7 +38,52 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     if args.command == "probe":
         return _probe(args)
+    if args.command == "supervise":
+        from engine.supervisor import supervise
+
+        return supervise(args.run_dir, args.resume, args.launched_at)
+    if args.distributed:
+        return _rank(args)
     return _run(args)
+
+
+def _rank(args: argparse.Namespace) -> int:
+    """One rank: its output to ranks/rank-N.log, its pid and then its ending in ranks/rank-N.json (the supervisor
+    holds the run's lock and names a rank that dies). A clean ending exits 0, so accelerate stops no other rank."""
+    import os
+
+    from engine.control import catch_early_signals
+
+    catch_early_signals()
+    from engine.distributed import rank_log, write_rank_record
+
+    rank = int(os.environ.get("RANK", "0"))
+    log_path = rank_log(args.run_dir, rank)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    import psutil
+
+    write_rank_record(args.run_dir, rank, {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                           "status": "running", "log": str(log_path)})
+    from engine.run_store import EXIT_CODES
+    from engine.runner import run
+
+    try:
+        code = run(args.run_dir, None, args.resume, launched_at=args.launched_at, rank=rank)
+    except BaseException as exc:
+        write_rank_record(args.run_dir, rank, {"pid": os.getpid(), "status": "failed", "log": str(log_path),
+                                               "error": f"{type(exc).__name__}: {exc}"[:1000]})
+        raise
+    from engine.distributed import read_rank_records
+
+    status = {v: k for k, v in EXIT_CODES.items()}.get(code, "failed")
+    error = read_rank_records(args.run_dir).get(rank, {}).get("error")  # the rank's error event, if it had one
+    write_rank_record(args.run_dir, rank, {"pid": os.getpid(), "status": status, "exit_code": code,
+                                           "log": str(log_path), **({"error": error} if error else {})})
+    return 0 if status != "failed" else 1
 
 
 def _run(args: argparse.Namespace) -> int:

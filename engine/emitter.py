@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.protocol import Event, RunStarted
@@ -42,6 +43,10 @@ class Emitter:
             self._pending.clear()
             return
         self._write(event)
+
+    def continue_segment(self) -> None:
+        """The segment's run_started was written by another process (a multi-process run's rank 0)."""
+        self._started = True
 
     def ensure_started(self, event: RunStarted) -> None:
         """Open the stream with `event` if setup failed before the real run_started."""
@@ -98,3 +103,27 @@ def _end_partial_line(path: Path) -> None:
                 fh.write(b"\n")
     except FileNotFoundError:
         return
+
+
+class RankEmitter:
+    """The sink of a rank other than 0 in a multi-process run: no events (rank 0 writes them); logs and errors go
+    to the rank's own log."""
+
+    piping = False
+    pipe_dropped_reason = ""
+
+    def __init__(self, on_error: Callable[[str], None] | None = None):
+        self.on_error = on_error
+
+    def emit(self, event: Event) -> None:
+        message = getattr(event, "message", None)
+        if message:
+            print(f"[{event.type}] {message}", flush=True)
+        if event.type == "error" and self.on_error is not None:
+            self.on_error(str(message))
+
+    def ensure_started(self, event: RunStarted) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

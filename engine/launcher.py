@@ -151,17 +151,33 @@ def _pipe_lines(fd: int, stop: Callable[[], bool], poll_s: float = 0.2) -> Itera
             yield line + b"\n"
 
 
+def supervisor_command(run: RunDir, resume: bool = False) -> list[str]:
+    """A multi-process run's engine: the supervisor that starts every rank through accelerate."""
+    cmd = [sys.executable, "-m", "engine", "supervise", str(run.path.absolute())]
+    return cmd + (["--resume"] if resume else []) + ["--launched-at", repr(time.time())]
+
+
 def launch(run: RunDir, *, resume: bool = False, pipe: bool = True) -> EngineProcess:
-    """Start the engine on a run folder in its own session, with no terminal stdin."""
+    """Start the engine on a run folder in its own session, with no terminal stdin; a multi-process run's
+    supervisor (its ranks write events.jsonl, which the returned process follows)."""
+    from engine.distributed import run_world
+
+    if run_world(run.path) is not None:
+        return _start(run, lambda fd: supervisor_command(run, resume), events_pipe=False, stdin_pipe=pipe)
+    return _start(run, lambda fd: engine_command(run, fd, resume), events_pipe=pipe, stdin_pipe=pipe)
+
+
+def _start(run: RunDir, command: Callable[[int | None], list[str]], events_pipe: bool,
+           stdin_pipe: bool) -> EngineProcess:
     start_offset = _segment_start(run)
     log = open(run.file(LOG), "ab")
     read_fd = write_fd = None
-    if pipe:
+    if events_pipe:
         read_fd, write_fd = os.pipe()
     try:
         popen = subprocess.Popen(
-            engine_command(run, write_fd, resume),
-            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+            command(write_fd),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             pass_fds=(write_fd,) if write_fd is not None else (),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -14,10 +15,13 @@ from engine.protocol import System
 class SystemMonitor:
     """Samples every `interval_s` seconds in a thread and hands a System event to `emit`."""
 
-    def __init__(self, emit: Callable[[System], None], interval_s: float):
+    def __init__(self, emit: Callable[[System], None], interval_s: float, run_path: Path | None = None):
+        """`run_path`: a multi-process run's folder; the RSS then adds up this machine's ranks (their records)."""
         self.emit = emit
         self.interval_s = interval_s
         self.process = psutil.Process()
+        self.run_path = run_path
+        self._ranks: dict[int, psutil.Process] = {}
         self.process.cpu_percent(None)
         self.peak_rss_mb = 0.0
         self.peak_gpu_mb = 0.0
@@ -53,8 +57,28 @@ class SystemMonitor:
             return out
         return out
 
+    def _other_ranks_rss(self) -> float:
+        """The RSS of this machine's other ranks (rank records name their pids)."""
+        if self.run_path is None:
+            return 0.0
+        from engine.distributed import read_rank_records
+
+        total = 0.0
+        for rank, record in read_rank_records(self.run_path).items():
+            pid = record.get("pid")
+            if rank == 0 or record.get("status") != "running" or not isinstance(pid, int):
+                continue
+            try:
+                proc = self._ranks.get(rank)
+                if proc is None or proc.pid != pid:
+                    proc = self._ranks[rank] = psutil.Process(pid)
+                total += proc.memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+        return total
+
     def sample(self) -> System:
-        rss = self.process.memory_info().rss / 2**20
+        rss = self.process.memory_info().rss / 2**20 + self._other_ranks_rss()
         self.peak_rss_mb = max(self.peak_rss_mb, rss)
         vm = psutil.virtual_memory()
         return System(gpus=self.gpus(), cpu_percent=self.process.cpu_percent(None), rss_mb=round(rss, 1),

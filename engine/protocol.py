@@ -70,6 +70,9 @@ class RunStarted(Event):
     truncated_examples: int = 0
     startup: dict[str, float] = field(default_factory=dict)  # seconds: interpreter, imports, model, data
     planned_peak_bytes: int = 0  # the memory planner's estimate of the peak for this run (0: no estimate)
+    world_size: int = 1  # training processes (every machine's); rank 0 writes the events
+    strategy: str = ""  # ddp | fsdp | deepspeed when world_size > 1
+    machine_rank: int = 0  # a machine other than 0 records only its own ranks' start and end
 
 
 @dataclass(slots=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.control import Control
-from engine.emitter import Emitter
+from engine.distributed import peer_failure, write_rank_record
+from engine.emitter import Emitter, RankEmitter
 from engine.errors import Cancelled, Diverged, EngineError
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
@@ -99,13 +100,18 @@ def load_model(impl: MethodImplementation, cfg: Any, runtime: Any, ctx: Contract
     return impl.load_model(cfg, ctx)
 
 
-def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launched_at: float | None = None) -> int:
+def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launched_at: float | None = None,
+        rank: int | None = None) -> int:
+    """Train the run; `rank`: this process's rank in a multi-process run (its supervisor records the engine)."""
     run = RunDir(run_dir)
     import psutil
 
-    write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
-                                  "started": time.time()})
-    emitter = Emitter(run.events_path, events_fd)
+    if rank is None:
+        write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                      "started": time.time()})
+    emitter: Any = Emitter(run.events_path, events_fd) if not rank else RankEmitter(
+        lambda message: write_rank_record(run.path, rank or 0, {"pid": os.getpid(), "status": "running",
+                                                               "error": message[:1000]}))
     control = Control()
     control.install()
 
@@ -119,9 +125,11 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
         cfg = load_run_config(run)
         from engine.monitor import SystemMonitor
 
-        monitor = SystemMonitor(emitter.emit, cfg.monitoring.system_interval_s)
-        trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at)
-        monitor.start()
+        if not rank:
+            monitor = SystemMonitor(emitter.emit, cfg.monitoring.system_interval_s, run.path if rank == 0 else None)
+        trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at, rank is not None)
+        if monitor is not None:
+            monitor.start()
         trainer.fit()
         extra = trainer.finish(run.weights_dir)
         from engine.deployment import after_training  # sizes and timings: a failure to measure never fails the run
@@ -139,12 +147,21 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
         emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
         return _finish(run, emitter, trainer, monitor, "failed", started, {"error": exc.message})
     except Exception as exc:
+        if rank is not None and peer_failure(exc):  # another rank died: its supervisor names it and ends the run
+            if monitor is not None:
+                monitor.stop()
+            raise
         kind, hint = _classify(exc)
         emitter.emit(Error(kind=kind, message=f"{type(exc).__name__}: {exc}"[:2000], hint=hint,
                            traceback="".join(traceback.format_exc().splitlines(True)[-15:])))
         return _finish(run, emitter, trainer, monitor, "failed", started, {"error": str(exc)[:500]})
     finally:
         emitter.close()
+        if trainer is not None and getattr(trainer, "accelerator", None) is not None:
+            try:
+                trainer.accelerator.end_training()  # accelerate's own teardown of the process group
+            except Exception:
+                pass
 
 
 def _classify(exc: Exception) -> tuple[str, str]:
@@ -163,7 +180,7 @@ def _startup_base(launched_at: float | None) -> dict[str, float]:
 
 
 def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, monitor: Any, resume: bool,
-           launched_at: float | None = None) -> Any:
+           launched_at: float | None = None, distributed: bool = False) -> Any:
     startup = _startup_base(launched_at)
     t = time.perf_counter()
     import peft  # noqa: F401  (timed: the heavy imports)
@@ -180,9 +197,11 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     from engine.external_loggers import make_external_logger
     from engine.models import count_parameters, load_tokenizer, resolve_runtime
     from engine.optim import planned_steps
-    from engine.trainer import Trainer
+    from engine.trainer import Trainer, global_training
 
     runtime = resolve_runtime(cfg)
+    accelerator = start_accelerator(runtime) if distributed else None
+    world = accelerator.num_processes if accelerator is not None else 1
     for note in runtime.notes:
         log("warning", note)
     t = time.perf_counter()
@@ -194,12 +213,23 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     for note in data.notes:
         log("warning", note)
     t = time.perf_counter()  # the data first: a method may schedule over the run's steps (AdaLoRA's rank budget)
-    model, impl = build_model(cfg, runtime, log, planned_steps(len(data.train), cfg.training))
+    if len(data.train) < world:
+        raise EngineError("data", f"{len(data.train)} training example(s) for {world} processes: every process "
+                          "needs at least one per step", "add examples or lower hardware.distributed.num_processes")
+    model, impl = build_model(cfg, runtime, log, planned_steps(len(data.train), global_training(cfg.training, world)))
     startup["model_s"] = round(time.perf_counter() - t, 3)
     mode = pick_padding_reduction(cfg.training.padding_reduction, runtime.device.type)
-    external, close_external = make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log)
-    trainer = Trainer(model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit,
-                      control, run.checkpoints_dir, external)
+    rank0 = accelerator is None or accelerator.is_main_process
+    external, close_external = (make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log)
+                                if rank0 else (lambda figures, step: None, None))
+    args = (model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit, control,
+            run.checkpoints_dir, external)
+    if accelerator is not None:
+        from engine.distributed_trainer import DistributedTrainer
+
+        trainer: Any = DistributedTrainer(accelerator, *args)
+    else:
+        trainer = Trainer(*args)
     trainer.close_external = close_external
     trainer.data_format = data.format
     resumed = 0
@@ -219,10 +249,20 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
                             device=str(runtime.device), trainable_params=trainable, total_params=total,
                             train_examples=len(data.train), eval_examples=len(data.eval),
                             total_steps=trainer.total_steps, config_hash=config_hash(cfg), pid=os.getpid(),
-                            resumed_from_step=resumed, nvml=monitor.nvml_note, precision=runtime.precision,
-                            padding_reduction=mode, truncated_examples=data.truncated, startup=startup,
-                            planned_peak_bytes=trainer.planned_peak_bytes))
+                            resumed_from_step=resumed, nvml=monitor.nvml_note if monitor else "",
+                            precision=runtime.precision, padding_reduction=mode, truncated_examples=data.truncated,
+                            startup=startup, planned_peak_bytes=trainer.planned_peak_bytes, world_size=world,
+                            strategy=cfg.hardware.distributed.strategy if world > 1 else ""))
     return trainer
+
+
+def start_accelerator(runtime: Any) -> Any:
+    """This rank's Accelerator (gloo between CPU processes, NCCL between GPUs); the run computes on its device."""
+    from accelerate import Accelerator  # type: ignore[import-untyped]
+
+    accelerator = Accelerator(cpu=runtime.device.type == "cpu")
+    runtime.device = accelerator.device if accelerator.device.type != "cpu" else runtime.device
+    return accelerator
 
 
 def planned_peak(cfg: Any, runtime: Any, train: list[Any]) -> int:
@@ -268,6 +308,7 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     if trainer is not None and getattr(trainer, "close_external", None):
         trainer.close_external()
     summary = finite_json(summary)  # strict JSON: a non-finite figure is null
-    write_json(run.file(SUMMARY), summary)
+    if not isinstance(emitter, RankEmitter):  # rank 0 (or the only process) writes the run's summary
+        write_json(run.file(SUMMARY), summary)
     emitter.emit(Finished(status=status, summary=summary))
     return exit_code(status)

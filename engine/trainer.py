@@ -24,6 +24,11 @@ from engine.optim import build_optimizer, build_scheduler, planned_steps, steps_
 from engine.protocol import Checkpoint, Eval, Event, Log, Step, add_change_points
 
 
+def global_training(training: Any, world_size: int) -> Any:
+    """The training settings as the step count sees them: every process's batch in one."""
+    return training if world_size == 1 else training.model_copy(update={"batch_size": training.batch_size * world_size})
+
+
 @dataclass
 class Collate:
     """Builds one batch from example indices (picklable, so DataLoader workers can run it)."""
@@ -94,13 +99,15 @@ class Trainer:
 
     def __init__(self, model: Any, impl: Any, cfg: Any, runtime: Runtime, train: list[Example],
                  eval_set: list[Example], pad_id: int, padding_mode: str, emit: Callable[[Event], None],
-                 control: Control, checkpoints_dir: Path, external_log: Callable[[dict[str, float], int], None]):
+                 control: Control, checkpoints_dir: Path, external_log: Callable[[dict[str, float], int], None],
+                 world_size: int = 1):
         self.model, self.impl, self.cfg, self.runtime = model, impl, cfg, runtime
         self.train_set, self.eval_set, self.pad_id, self.mode = train, eval_set, pad_id, padding_mode
         self.emit, self.control, self.checkpoints_dir, self.external_log = emit, control, checkpoints_dir, external_log
         t = cfg.training
-        self.per_epoch = steps_per_epoch(len(train), t.batch_size, t.gradient_accumulation_steps)
-        self.total_steps = planned_steps(len(train), t)
+        self.world_size = world_size  # processes sharing each step (their batches together make the global one)
+        self.per_epoch = steps_per_epoch(len(train), t.batch_size * world_size, t.gradient_accumulation_steps)
+        self.total_steps = planned_steps(len(train), global_training(t, world_size))
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(model, t, impl, cfg)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
@@ -171,14 +178,10 @@ class Trainer:
             return None
         st = self.state
         self.model.eval()
-        sums, count = [], 0
         with torch.no_grad():
-            for indices in batch_order(self.eval_set, self.cfg.training.batch_size, 0, 0, "group_by_length"):
-                batch = make_batch(self.eval_set, indices, "padded", self.pad_id)
-                count += target_tokens(batch)
-                sums.append(self._loss_sum(batch))
+            loss_sum, count = self.eval_totals()
         self.model.train()
-        loss = float(torch.stack(sums).sum()) / max(count, 1)
+        loss = loss_sum / max(count, 1)
         if not math.isfinite(loss):
             raise self.guard.fail(st.step, f"the eval loss became {'NaN' if math.isnan(loss) else 'infinite'}")
         st.eval_losses.append(loss)
@@ -191,18 +194,31 @@ class Trainer:
         self.external_log({"eval/loss": loss}, st.step)
         return loss
 
+    def eval_totals(self) -> tuple[float, int]:
+        """The eval set's summed loss and target tokens (under no_grad, the model in eval mode)."""
+        sums, count = [], 0
+        for indices in batch_order(self.eval_set, self.cfg.training.batch_size, 0, 0, "group_by_length"):
+            batch = make_batch(self.eval_set, indices, "padded", self.pad_id)
+            count += target_tokens(batch)
+            sums.append(self._loss_sum(batch))
+        return float(torch.stack(sums).sum()), count
+
     def save(self) -> Path:
         """Checkpoint the current step (never NaN weights), then drop those beyond monitoring.save_total_limit."""
         st = self.state
         if not self._weights_finite():
             raise self.guard.fail(st.step, "the weights became NaN or infinite")
         folder = self.checkpoints_dir / f"step-{st.step}"
-        state = {**asdict(st), "elapsed_before_s": self.elapsed()}
+        state = {**asdict(st), "elapsed_before_s": self.elapsed(), **self.checkpoint_state()}
         save_checkpoint(folder, self.model, self.impl, self.optimizer, self.scheduler, state, self.scaler)
         self.emit(Checkpoint(step=st.step, path=str(folder)))
         protect = {st.best_eval_step} if st.best_eval_step is not None else set()
         rotate(self.checkpoints_dir, self.cfg.monitoring.save_total_limit, protect)
         return folder
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint records beyond the loop state (a multi-process run: its world size)."""
+        return {}
 
     def _weights_finite(self) -> bool:
         if not self.params:
@@ -220,18 +236,16 @@ class Trainer:
         """Train until total_steps (or an early stop); raises Cancelled after saving a checkpoint when asked to
         stop, and Diverged (nothing of the bad step saved) when the loss or gradients go non-finite or spike."""
         t, st = self.cfg.training, self.state
-        accumulation = t.gradient_accumulation_steps
         self.model.train()
         self._segment_start = time.perf_counter()
         session_start_step = st.step
         window = _Window()
         try:
             while st.step < self.total_steps and not st.stopped_early:
-                batches = batch_order(self.train_set, t.batch_size, t.seed, st.epoch, self.mode)
-                groups = [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
+                groups = self.epoch_groups(st.epoch)
                 loader = self._loader([ind for g in groups[st.batch_in_epoch:] for ind in g])
                 for group_index in range(st.batch_in_epoch, len(groups)):
-                    if self.control.cancel_requested.is_set():
+                    if self.stop_requested():
                         self._log_window(window, session_start_step)
                         self.save()
                         raise Cancelled(self.control.reason)
@@ -243,7 +257,7 @@ class Trainer:
                     window.grad_norm, window.method_metrics = self._optimizer_step(step, t.max_grad_norm)
                     st.step, st.batch_in_epoch = step, group_index + 1
                     st.record_method_metrics(window.method_metrics)
-                    n_tokens = sum(real_tokens(b) for b in micro)
+                    n_tokens = self.step_tokens(micro)
                     st.tokens += n_tokens
                     window.tokens += n_tokens
                     window.losses.append(step_loss)
@@ -261,6 +275,21 @@ class Trainer:
             raise
         self._log_window(window, session_start_step)
         return st
+
+    def epoch_groups(self, epoch: int) -> list[list[list[int]]]:
+        """One epoch's optimizer steps, each the example indices of its micro-batches."""
+        t = self.cfg.training
+        batches = batch_order(self.train_set, t.batch_size, t.seed, epoch, self.mode)
+        size = t.gradient_accumulation_steps
+        return [batches[i:i + size] for i in range(0, len(batches), size)]
+
+    def stop_requested(self) -> bool:
+        """Whether to checkpoint and stop before the next step (a multi-process run agrees across ranks)."""
+        return self.control.cancel_requested.is_set()
+
+    def step_tokens(self, micro_batches: list[dict[str, torch.Tensor]]) -> int:
+        """Real tokens the step trained on (every rank's, in a multi-process run)."""
+        return sum(real_tokens(b) for b in micro_batches)
 
     def _after_step(self) -> bool:
         """Periodic eval and checkpoint (a new best eval is checkpointed too); True to stop early."""

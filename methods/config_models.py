@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,34 @@ class Training(Section):
     )
 
 
+class Fsdp(Section):
+    sharding_strategy: Literal["full_shard", "shard_grad_op", "hybrid_shard", "no_shard"] = Field(
+        "full_shard", description="full_shard: weights, gradients and optimizer states; shard_grad_op: gradients and "
+        "optimizer states; hybrid_shard: full_shard within a machine, replicated across machines"
+    )
+    auto_wrap_decoder_layer: bool = Field(True, description="wrap each decoder layer as its own FSDP unit")
+    cpu_offload: bool = Field(False, description="keep sharded weights on the CPU between uses")
+
+
+class Distributed(Section):
+    num_processes: Union[Annotated[int, Field(ge=1, le=1024)], Literal["auto"]] = Field(
+        1, description="training processes on each machine (one per GPU); auto: every visible GPU"
+    )
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="ddp: a full copy per process; fsdp: sharded (see fsdp); deepspeed: ZeRO (zero_stage)"
+    )
+    fsdp: Fsdp = Field(default_factory=Fsdp)
+    zero_stage: Literal[2, 3] = Field(
+        2, description="DeepSpeed ZeRO stage: 2 shards gradients and optimizer states, 3 the weights too"
+    )
+    num_machines: int = Field(1, ge=1, le=1024, description="machines taking part (each runs lf-tui train --node-rank N)")
+    machine_rank: int = Field(0, ge=0, le=1023, description="this machine's rank, 0 on the main one (--node-rank)")
+    main_process_ip: Optional[str] = Field(None, description="address of machine 0 (needed with num_machines > 1)")
+    main_process_port: Optional[int] = Field(
+        None, ge=1, le=65535, description="rendezvous port on machine 0; default: a free port (29500 across machines)"
+    )
+
+
 class Hardware(Section):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, mps, cuda or cuda:N"
@@ -50,6 +78,7 @@ class Hardware(Section):
     pure_bf16: bool = Field(
         False, description="full fine-tuning on a bf16 GPU only: weights and optimizer states in bf16 (half the memory)"
     )
+    distributed: Distributed = Field(default_factory=Distributed)
 
 
 class Monitoring(Section):

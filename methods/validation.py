@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from methods.catalogue import Catalogue, get_catalogue
 from methods.config_models import MethodConfigBase
+from methods.distributed_rules import check_distributed
 from methods.json_locate import join_path, locate_paths
 from methods.migrations import MigrationError, migrate
 from methods.report import Report
@@ -105,6 +106,7 @@ def validate_config(document: Any, method: str | None = None, text: str | None =
     _unknown_keys(report, spec.config_model, cfg, "")
     if resolved.config is not None:
         _rule_warnings(report, resolved.config, spec.info.lr_range, spec.info.title)
+        check_distributed(report, resolved.config)
         for finding in spec.check(resolved.config):  # the method's own rules, from its folder's spec
             add = report.error if finding.severity == "error" else report.warn
             add(finding.path, finding.message, finding.value, finding.hint)
@@ -155,7 +157,7 @@ def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
 
 
 def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetails) -> None:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith(("function-", "constrained-")))))
     path = ""
     for part in loc:
         path = join_path(path, part)
