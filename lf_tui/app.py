@@ -31,6 +31,7 @@ class LfTuiApp(App[None]):
         Binding("f1", "show_methods", "Methods"),
         Binding("f2", "show_runs", "Runs"),
         Binding("f3", "show_recommend", "What fits"),
+        Binding("f6", "show_playground", "Playground"),
         Binding("ctrl+q", "quit_safely", "Quit", priority=True),
     ]
 
@@ -93,6 +94,12 @@ class LfTuiApp(App[None]):
 
         if not isinstance(self.screen, RecommendScreen):
             self.push_screen(RecommendScreen())
+
+    def action_show_playground(self) -> None:
+        from lf_tui.screens.playground_screen import PlaygroundScreen
+
+        if not isinstance(self.screen, PlaygroundScreen):
+            self.push_screen(PlaygroundScreen(self.store))
 
     # runs -------------------------------------------------------------------
     @on(StartRequested)

@@ -22,6 +22,7 @@ class RunsScreen(Screen[None]):
         Binding("enter", "open_run", "Open", priority=True),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
+        Binding("g", "playground", "Playground"),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter"),
         Binding("d", "delete", "Delete"),
@@ -153,6 +154,15 @@ class RunsScreen(Screen[None]):
             self.notify("mark two or more runs with space to compare them", severity="warning")
             return
         self.app.push_screen(CompareScreen([RunDir(r.path) for r in chosen]))
+
+    def action_playground(self) -> None:
+        """Ask the marked runs (or the one under the cursor) a prompt, side by side with their base."""
+        from lf_tui.screens.playground_screen import PlaygroundScreen
+
+        chosen = [r.run_id for r in self.runs if r.run_id in self.marked]
+        if not chosen and self.current is not None:
+            chosen = [self.current.run_id]
+        self.app.push_screen(PlaygroundScreen(self.store, chosen))
 
     def action_open_run(self) -> None:
         if isinstance(self.focused, Input):
