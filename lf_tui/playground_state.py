@@ -75,6 +75,15 @@ class Answer:
     note: str = ""
 
 
+def short_label(run_id: str, method: str) -> str:
+    """`lora 120000-aaaa` for run 20260101-120000-lora-aaaa: the method, then what tells the run apart (its time
+    and suffix), so a narrow column still shows it; another id stays whole."""
+    parts = run_id.split("-")
+    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit() and "-".join(parts[2:-1]) == method:
+        return f"{method} {parts[1]}-{parts[-1]}"
+    return f"{method} {run_id}" if method and method not in run_id else run_id
+
+
 def base_key(base_model: str) -> str:
     return f"{BASE}@{base_model}"
 
@@ -136,7 +145,7 @@ class Playground:
                 self.answers[base_key(base_model)] = Answer(base_key(base_model), "base model", base_model)
             for run_id in run_ids:
                 target = self.targets[run_id]
-                self.answers[run_id] = Answer(run_id, f"{run_id} ({target.method})", base_model)
+                self.answers[run_id] = Answer(run_id, short_label(run_id, target.method), base_model)
         for run_id, failure in self.load_errors.items():
             if run_id in self.answers:
                 self._fail(self.answers[run_id], failure)
@@ -147,8 +156,9 @@ class Playground:
     # events -------------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "ready":
-            self.ready, self.status = True, "ready"
+        if kind == "ready":  # a prompt asked while it started keeps its "loading…" status
+            self.ready = True
+            self.status = "ready" if self.status.startswith("starting") else self.status
         elif kind == "loaded":
             self.loaded[str(event.get("run"))] = event
             self.status = f"loaded {event.get('run')} ({event.get('load_s', 0):.1f}s)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.run_store import RunInfo
-from lf_tui.playground_state import Playground, SettingsError, parse_settings, settings_line
+from lf_tui.playground_state import Playground, SettingsError, parse_settings, settings_line, short_label
 from lf_tui.present.playground_text import group_heading, timings, title
 
 
@@ -21,6 +21,13 @@ def test_settings_parse_any_subset_and_name_what_is_wrong() -> None:
                       ("top_p=0", "(0, 1]"), ("beam=4", "name among"), ("tokens", "name=value")):
         with pytest.raises(SettingsError, match=said.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             parse_settings(bad)
+
+
+def test_short_labels_keep_what_tells_runs_apart() -> None:
+    assert short_label("20260101-120000-lora-aaaa", "lora") == "lora 120000-aaaa"
+    assert short_label("20260101-120500-full_finetune-bbbb", "full_finetune") == "full_finetune 120500-bbbb"
+    assert short_label("my-fused-run", "lora") == "lora my-fused-run"
+    assert short_label("lora-x", "lora") == "lora-x"
 
 
 def _runs(tmp_path: Path) -> list[RunInfo]:

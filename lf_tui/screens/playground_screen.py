@@ -27,6 +27,7 @@ from lf_tui.playground_state import (
     one_line,
     parse_settings,
     settings_line,
+    short_label,
 )
 from lf_tui.present.playground_text import group_heading, timings, title
 
@@ -56,9 +57,9 @@ class AnswerCard(Vertical):
         self.answer = answer
 
     def compose(self) -> ComposeResult:
-        yield Label(escape(self.answer.label), classes="card-title")
+        yield Static(escape(self.answer.label), classes="card-title")
         yield Static(classes="card-text")
-        yield Label(classes="card-timing")
+        yield Static(classes="card-timing")
 
     def on_mount(self) -> None:
         self.show()
@@ -69,7 +70,7 @@ class AnswerCard(Vertical):
         if answer.note:
             text += f"\n[dim]{escape(answer.note)}[/dim]"
         self.query_one(".card-text", Static).update(text)
-        self.query_one(".card-timing", Label).update(escape(timings(answer)))
+        self.query_one(".card-timing", Static).update(escape(timings(answer)))
         self.set_class(bool(answer.error), "-error")
 
 
@@ -79,7 +80,7 @@ class PlaygroundScreen(Screen[None]):
     DEFAULT_CSS = """
     PlaygroundScreen #pg-title { height: auto; max-height: 2; }
     PlaygroundScreen #pg-body { height: 1fr; }
-    PlaygroundScreen #pg-side { width: 30; height: 1fr; }
+    PlaygroundScreen #pg-side { width: 32; height: 1fr; }
     PlaygroundScreen #pg-targets { height: 2fr; }
     PlaygroundScreen #pg-history { height: 1fr; }
     PlaygroundScreen #pg-answers { width: 1fr; height: 1fr; }
@@ -161,7 +162,7 @@ class PlaygroundScreen(Screen[None]):
         listing.clear_options()
         listing.add_option(("base model", BASE, state.include_base))
         for run_id, target in state.targets.items():
-            listing.add_option((f"{run_id} · {target.method}", run_id, run_id in state.chosen))
+            listing.add_option((short_label(run_id, target.method), run_id, run_id in state.chosen))
         self._retitle()
 
     def _retitle(self) -> None:
@@ -243,6 +244,7 @@ class PlaygroundScreen(Screen[None]):
         return max(1, min(cards, width // CARD_MIN_WIDTH))
 
     def on_resize(self) -> None:
+        self.query_one("#pg-side").styles.width = 26 if self.size.width < 100 else 32  # answers get the room
         for row in self.query(".pg-row").results(Grid):
             row.styles.grid_size_columns = self._columns(len(row.children))
 
