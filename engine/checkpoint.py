@@ -116,3 +116,15 @@ def load_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, sc
     if rng.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def check_world(folder: Path, world_size: int) -> dict[str, Any]:
+    """The checkpoint's loop state, after refusing one written by another number of processes."""
+    saved = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    written = int(saved.get("world_size", 1))
+    if written != world_size:
+        raise EngineError("resume", f"{folder.name} was written by {written} process(es) and this run now has "
+                          f"{world_size}: each step's batch is split between the processes, so the run cannot "
+                          "continue exactly", f"resume with {written} process(es) in all "
+                          "(hardware.distributed.num_processes x num_machines), or start a new run")
+    return saved

@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
-from engine.checkpoint import SCHEDULER, STATE_FILE, load_checkpoint
-from engine.errors import EngineError
+from engine.checkpoint import SCHEDULER, check_world, load_checkpoint
 from engine.loss import summed_loss, target_tokens
 from engine.trainer import Trainer
 
@@ -167,15 +166,7 @@ class DistributedTrainer(Trainer):
 
     def resume_from(self, folder: Path) -> None:
         """Every rank loads the same checkpoint; another world size is refused (the data split would change)."""
-        import json
-
-        saved = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        written = int(saved.get("world_size", 1))
-        if written != self.world_size:
-            raise EngineError("resume", f"{folder.name} was written by {written} process(es), this run now has "
-                              f"{self.world_size}: each step's batch is split by the world size, so the run cannot "
-                              "continue exactly", f"resume with hardware.distributed.num_processes giving {written} "
-                              "processes in all, or start a new run")
+        saved = check_world(folder, self.world_size)
         if self.sharded:  # the shards hold model and optimizer; the schedule and loop state are rank 0's files
             self.accelerator.load_state(str(folder / SHARDED_STATE))
             self.scheduler.load_state_dict(torch.load(folder / SCHEDULER, map_location="cpu", weights_only=True))

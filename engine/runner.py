@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -205,10 +206,12 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     for note in runtime.notes:
         log("warning", note)
     t = time.perf_counter()
-    tokenizer = load_tokenizer(cfg)
     meta = run.meta()
-    data = cached_prepare(run.path.parent / ".cache" / "tokenized", tokenizer, meta.get("dataset") or str(SAMPLE_DATASET),
-                          cfg, meta.get("eval_dataset"))
+    # rank 0 first: it builds what is shared (the built-in model's folder, the tokenised data cache), the others read it
+    with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
+        tokenizer = load_tokenizer(cfg)
+        data = cached_prepare(run.path.parent / ".cache" / "tokenized", tokenizer,
+                              meta.get("dataset") or str(SAMPLE_DATASET), cfg, meta.get("eval_dataset"))
     startup["data_s"] = round(time.perf_counter() - t, 3)
     for note in data.notes:
         log("warning", note)

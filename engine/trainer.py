@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import check_world, load_checkpoint, save_checkpoint
 from engine.checkpoints_policy import complete_checkpoints, copy_weights, rotate
 from engine.control import Control
 from engine.data import Example
@@ -124,6 +124,7 @@ class Trainer:
         self.baseline_rss_mb = 0.0  # on CPU: the process's memory before the model loaded (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
+        check_world(folder, self.world_size)
         data = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.scaler)
         self.state = LoopState.from_dict(data)
         self.guard.recent = self.state.recent_losses

@@ -32,6 +32,10 @@ def visible_gpus() -> int:
     return min(count, len(ids))
 
 
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
 @dataclass(frozen=True)
 class World:
     """How many processes train, and how they split the work."""
@@ -74,7 +78,7 @@ def check_distributed(report: Report, cfg: Any, gpus: int | None = None) -> None
     """Errors for settings that cannot run: a missing package, a machine layout that cannot rendezvous, more
     processes than GPUs on a GPU run, QLoRA with sharding that bitsandbytes' quantised weights do not support."""
     d, hw = cfg.hardware.distributed, cfg.hardware
-    if d.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+    if d.strategy == "deepspeed" and not installed("deepspeed"):
         report.error(f"{PATH}.strategy", "deepspeed is not installed (the deepspeed package is needed for ZeRO)",
                      d.strategy, "pip install deepspeed, or use \"fsdp\" (ZeRO-3-like sharding) or \"ddp\"")
     if d.num_machines > 1 and not d.main_process_ip:

@@ -18,6 +18,8 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--method", "-m", help="method (must agree with the config)")
     p.add_argument("--config", "-c", help="config JSON file")
     p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--node-rank", type=int, metavar="N",
+                   help="this machine's rank in a multi-machine run (hardware.distributed.machine_rank; 0: the main one)")
     add_training_inputs(p)
     p.set_defaults(handler=run)
 
@@ -48,7 +50,29 @@ def run(args: argparse.Namespace) -> int:
     except RunSetupError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.exit_code
+    if args.node_rank is not None:
+        set_node_rank(resolved, args.node_rank, args.config)
     return create_and_start(RunStore(args.runs_dir), resolved, args, Path(args.config).parent)
+
+
+def set_node_rank(resolved: Resolved, node_rank: int, source: str) -> None:
+    """--node-rank N: this machine's rank, checked against the config's machines like the file's own value."""
+    from methods.distributed_rules import check_distributed
+    from methods.report import Report
+
+    if resolved.config is None:
+        return
+    resolved.config.hardware.distributed.machine_rank = node_rank
+    report = Report(source=source)
+    if node_rank < 0:
+        report.error("hardware.distributed.machine_rank", f"--node-rank {node_rank} is negative", node_rank,
+                     "machine ranks start at 0 (the main machine)")
+    check_distributed(report, resolved.config)
+    for issue in report.errors:
+        issue.message = f"(from --node-rank {node_rank}) {issue.message}"
+        resolved.report.errors.append(issue)
+    if report.errors:
+        resolved.config = None
 
 
 def create_and_start(store: RunStore, resolved: Resolved, args: argparse.Namespace,

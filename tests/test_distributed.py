@@ -1,0 +1,243 @@
+"""Multi-process training through accelerate, as two CPU processes (gloo); the same tests run on GPUs unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.distributed import ACCELERATE_CONFIG, rank_log, read_rank_records
+from engine.launcher import launch
+from engine.protocol import Checkpoint, Error, EventReader, Finished, RunStarted, Step
+from tests.conftest import make_config, start_run, train
+from tests.test_readme_paths import LF_TUI
+
+# fp32 on both sides; the two ranks' halves of each batch reduce in another order than one batch does
+LOSS_TOLERANCE = 1e-4
+FP32 = {"mixed_precision": "no"}
+
+
+def two(**distributed: Any) -> dict[str, Any]:
+    return {**FP32, "distributed": {"num_processes": 2, **distributed}}
+
+
+def losses(events: list[Any]) -> list[float]:
+    return [e.loss for e in events if isinstance(e, Step)]
+
+
+def _steps_until(proc: Any, n: int) -> list[Any]:
+    seen = []
+    for event in proc.events():
+        seen.append(event)
+        if isinstance(event, Step) and event.step >= n:
+            return seen
+    raise AssertionError(f"the run ended before step {n}: {seen[-3:]}")
+
+
+def test_two_processes_train_like_one_at_the_same_global_batch(store, learnable_dataset) -> None:
+    """Loss per step of 2 processes x batch 2 x accumulation 2 equals 1 process x batch 4 x accumulation 2; rank 0
+    alone writes the events; both ranks log to their own files; the accelerate config stays with the run."""
+    steps = {"max_steps": 5, "gradient_accumulation_steps": 2, "seed": 3}
+    no_dropout = {"lora_dropout": 0.0}  # dropout masks depend on the batch shape: equal curves need none
+    _, single, code = train(store, make_config("lora", training={**steps, "batch_size": 4}, hardware=FP32,
+                                               method_specific=no_dropout),
+                            learnable_dataset)
+    assert code == 0
+    run, multi, code = train(store, make_config("lora", training={**steps, "batch_size": 2}, hardware=two(),
+                                                method_specific=no_dropout),
+                             learnable_dataset)
+    assert code == 0, [e for e in multi if isinstance(e, Error)]
+    assert len(losses(multi)) == len(losses(single)) == 5
+    for a, b in zip(losses(single), losses(multi)):
+        assert abs(a - b) <= LOSS_TOLERANCE * abs(a), (losses(single), losses(multi))
+
+    started = [e for e in multi if isinstance(e, RunStarted)]
+    records = read_rank_records(run.path)
+    assert len(started) == 1 and started[0].world_size == 2 and started[0].strategy == "ddp"
+    assert started[0].pid == records[0]["pid"] != records[1]["pid"]  # rank 0 wrote it
+    assert [e.step for e in multi if isinstance(e, Step)] == [1, 2, 3, 4, 5]  # once each, not once per rank
+    assert {r["status"] for r in records.values()} == {"completed"}
+    assert '"type":"step"' not in rank_log(run.path, 1).read_text()  # rank 1 wrote no events, even to its log
+    assert rank_log(run.path, 1).stat().st_size > 0 and rank_log(run.path, 0).stat().st_size > 0
+    config = json.loads((run.path / ACCELERATE_CONFIG).read_text())
+    assert config["num_processes"] == 2 and config["use_cpu"] is True
+    # the step's tokens are both ranks': the same count as the single process's
+    assert [e.tokens for e in multi if isinstance(e, Step)] == [e.tokens for e in single if isinstance(e, Step)]
+    assert run.summary()["status"] == "completed" and (run.weights_dir / "adapter_model.safetensors").is_file()
+
+
+def test_cancel_stops_both_ranks_after_a_checkpoint_and_resume_completes(store, learnable_dataset) -> None:
+    cfg = make_config("lora", training={"max_steps": 300, "batch_size": 2}, hardware=two())
+    run, proc = start_run(store, cfg, learnable_dataset)
+    before = _steps_until(proc, 2)
+    assert run.cancel() is None  # SIGTERM to the engine, as `lf-tui cancel` sends it
+    rest = list(proc.events())
+    assert proc.wait(60) == 130
+    assert isinstance(rest[-1], Finished) and rest[-1].status == "cancelled"
+    checkpoint = next(e for e in rest if isinstance(e, Checkpoint))
+    last = max(e.step for e in before + rest if isinstance(e, Step))
+    assert checkpoint.step == last
+    assert {r["status"] for r in read_rank_records(run.path).values()} == {"cancelled"}
+    state = json.loads((run.latest_checkpoint() / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
+    assert sorted(p.name for p in run.latest_checkpoint().glob("rng-rank*.pt")) == ["rng-rank0.pt", "rng-rank1.pt"]
+
+    document = run.config()
+    document["training"]["max_steps"] = last + 2
+    run.file("config.json").write_text(json.dumps(document))
+    resumed = launch(run, resume=True)
+    events = list(resumed.events())
+    assert resumed.wait(120) == 0, [e for e in events if isinstance(e, Error)]
+    (started,) = [e for e in events if isinstance(e, RunStarted)]
+    assert started.resumed_from_step == last and started.world_size == 2
+    assert [e.step for e in events if isinstance(e, Step)] == [last + 1, last + 2]
+    assert run.summary()["status"] == "completed"
+
+    document["hardware"]["distributed"]["num_processes"] = 1  # another world size is refused, with the reason
+    document["training"]["max_steps"] = last + 10
+    run.file("config.json").write_text(json.dumps(document))
+    other = launch(run, resume=True)
+    ended = list(other.events())
+    assert other.wait(120) == 1
+    (error,) = [e for e in ended if isinstance(e, Error)]
+    assert error.kind == "resume" and "written by 2 process(es)" in error.message and "now has 1" in error.message
+
+
+def test_a_killed_rank_ends_the_run_naming_it_and_its_log(store, learnable_dataset) -> None:
+    cfg = make_config("lora", training={"max_steps": 300, "batch_size": 2}, hardware=two())
+    run, proc = start_run(store, cfg, learnable_dataset)
+    _steps_until(proc, 2)
+    pid = read_rank_records(run.path)[1]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    rest = list(proc.events())
+    assert proc.wait(90) == 1
+    (error,) = [e for e in rest if isinstance(e, Error)]
+    assert "rank 1 died" in error.message and str(rank_log(run.path, 1)) in error.message, error.message
+    assert isinstance(rest[-1], Finished) and rest[-1].status == "failed"
+    assert run.info().status == "failed"
+    assert not any(p.is_running() and p.status() != "zombie" for p in _rank_processes(run.path))
+
+
+def _rank_processes(run_path: Path) -> list[Any]:
+    import psutil
+
+    out = []
+    for record in read_rank_records(run_path).values():
+        try:
+            out.append(psutil.Process(record["pid"]))
+        except psutil.Error:
+            continue
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _events(run_dir: Path) -> list[Any]:
+    return list(EventReader().feed_all((run_dir / "events.jsonl").read_bytes().splitlines()))
+
+
+def test_the_installed_cli_trains_two_processes_and_two_machines_from_an_empty_folder(tmp_path, learnable_dataset):
+    """As the README shows: `lf-tui train --config C` with two processes, default ./runs; then two 'machines'
+    (one process each) rendezvousing over localhost with `--node-rank 0` and `--node-rank 1`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train.jsonl").write_text(learnable_dataset.read_text())
+    steps = {"max_steps": 3, "batch_size": 2}
+    monitoring = {"eval_steps": 0, "save_steps": 0}
+    (work / "two.json").write_text(json.dumps({"method": "lora", "training": steps, "monitoring": monitoring,
+                                               "hardware": two()}))
+    env = {k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}
+    done = subprocess.run([LF_TUI, "train", "--config", "two.json", "--dataset", "train.jsonl", "--plain"], cwd=work,
+                          capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step 3/3" in done.stdout and "Run completed" in done.stdout
+    (run_dir,) = [p for p in (work / "runs").iterdir() if not p.name.startswith(".")]
+    assert (run_dir / "ranks" / "rank-1.log").is_file() and (run_dir / ACCELERATE_CONFIG).is_file()
+
+    machines = {"num_processes": 1, "num_machines": 2, "main_process_ip": "127.0.0.1",
+                "main_process_port": _free_port()}
+    (work / "machines.json").write_text(json.dumps({"method": "lora", "training": steps, "monitoring": monitoring,
+                                                    "hardware": {**FP32, "distributed": machines}}))
+    nodes = [subprocess.Popen([LF_TUI, "train", "--config", "machines.json", "--dataset", "train.jsonl", "--plain",
+                               "--node-rank", str(rank), "--runs-dir", f"node{rank}"], cwd=work, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    (main,) = [p for p in (work / "node0").iterdir() if not p.name.startswith(".")]
+    (worker,) = [p for p in (work / "node1").iterdir() if not p.name.startswith(".")]
+    main_events, worker_events = _events(main), _events(worker)
+    assert [e.step for e in main_events if isinstance(e, Step)] == [1, 2, 3]
+    assert next(e for e in main_events if isinstance(e, RunStarted)).world_size == 2
+    assert not [e for e in worker_events if isinstance(e, Step)]  # machine 1 records only its start and end
+    assert next(e for e in worker_events if isinstance(e, RunStarted)).machine_rank == 1
+    assert worker_events[-1].status == "completed" and (worker / "ranks" / "rank-1.log").is_file()
+    # the global batch is the same, so machine 0's curve is the two-process one
+    assert losses(main_events) == pytest.approx(losses(_events(run_dir)), rel=LOSS_TOLERANCE)
+
+
+def test_validation_names_the_field_and_the_fix(monkeypatch, tmp_path) -> None:
+    import methods.distributed_rules as rules
+    from methods.validation import validate_config
+
+    def errors(hardware: dict[str, Any], method: str = "lora", **extra: Any) -> dict[str, str]:
+        resolved = validate_config({"method": method, "hardware": hardware, **extra})
+        found: dict[str, str] = {}
+        for e in resolved.report.errors:
+            found[e.path] = found.get(e.path, "") + f"{e.message} | {e.hint}; "
+        return found
+
+    monkeypatch.setattr(rules, "installed", lambda name: False)
+    found = errors({"distributed": {"num_processes": 2, "strategy": "deepspeed"}})
+    assert "deepspeed is not installed" in found["hardware.distributed.strategy"]
+    assert "pip install deepspeed" in found["hardware.distributed.strategy"]
+    monkeypatch.setattr(rules, "visible_gpus", lambda: 2)
+    found = errors({"device": "cuda", "distributed": {"num_processes": 4}})
+    assert "4 processes but 2 GPU(s)" in found["hardware.distributed.num_processes"]
+    assert errors({"device": "cuda", "distributed": {"num_processes": 2}}) == {}
+    found = errors({"distributed": {"num_processes": 2, "strategy": "fsdp", "fsdp": {"cpu_offload": True}}}, "qlora")
+    assert "cannot be offloaded" in found["hardware.distributed.fsdp.cpu_offload"]
+    found = errors({"distributed": {"num_processes": 2, "strategy": "fsdp"}}, "qlora",
+                   method_specific={"load_in_4bit": False})
+    assert "8-bit weights cannot be sharded" in found["method_specific.load_in_4bit"]
+    found = errors({"distributed": {"num_machines": 2, "machine_rank": 2}})
+    assert "hardware.distributed.main_process_ip" in found and "not below num_machines 2" in found["hardware.distributed.machine_rank"]
+    monkeypatch.setattr(rules, "visible_gpus", lambda: 0)
+    found = errors({"distributed": {"num_processes": 2, "strategy": "fsdp"}})
+    assert "a CPU run trains with ddp" in found["hardware.distributed.strategy"]
+
+    path = tmp_path / "bad.json"  # through the CLI: the file, the line, the fix
+    path.write_text('{\n  "method": "lora",\n  "hardware": {"distributed": {"num_machines": 2}}\n}\n')
+    done = subprocess.run([LF_TUI, "validate-config", "--config", str(path)], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and "bad.json" in done.stdout + done.stderr
+    assert "main_process_ip" in done.stdout + done.stderr and "(line 3)" in done.stdout
+    path.write_text(json.dumps({"method": "lora", "hardware": {"distributed": {
+        "num_machines": 2, "main_process_ip": "127.0.0.1"}}}))
+    rank = subprocess.run([LF_TUI, "train", "--config", str(path), "--node-rank", "5"], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert rank.returncode == 1 and "(from --node-rank 5) 5 is not below num_machines 2" in rank.stdout + rank.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_global_batch_and_the_planner_share_out_what_is_sharded() -> None:
+    from methods.distributed_rules import global_batch
+    from methods.validation import validate_config
+
+    cfg = validate_config({"method": "lora", "training": {"batch_size": 3, "gradient_accumulation_steps": 4},
+                           "hardware": {"distributed": {"num_processes": 2, "num_machines": 2,
+                                                        "main_process_ip": "10.0.0.1"}}}).config
+    assert global_batch(cfg) == (48, "batch 3 x 4 processes (2 machines) x accumulation 4")
+    single = validate_config({"method": "lora"}).config
+    assert global_batch(single) == (4, "batch 4")
