@@ -101,10 +101,10 @@ def _answer(record: dict[str, Any], where: str, labels: list[str]) -> int:
         index = None
     elif isinstance(value, int):
         index = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        index = int(value.strip())
-    elif isinstance(value, str) and value.strip() in labels:
+    elif isinstance(value, str) and value.strip() in labels:  # a letter, or a label the file gives ("1" in ARC)
         index = labels.index(value.strip())
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():  # HellaSwag's "2"
+        index = int(value.strip())
     if index is None or not 0 <= index < len(labels):
         raise _fail(where, f"field {key!r} = {value!r} is not the index (0-{len(labels) - 1}) or the letter of a choice")
     return index
