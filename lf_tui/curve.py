@@ -68,3 +68,38 @@ class Curve:
 
     def __len__(self) -> int:
         return len(self.xs) + (1 if self._n else 0)
+
+
+SMOOTHING_STEPS = (0.0, 0.6, 0.9, 0.97)  # the EMA weights `s` cycles through in the run view
+
+
+def ema(ys: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first points are not pulled to 0."""
+    if not 0 <= weight < 1:
+        raise ValueError("the smoothing weight must be in [0, 1)")
+    out, last, norm = [], 0.0, 0.0
+    for y in ys:
+        last = last * weight + (1 - weight) * y
+        norm = norm * weight + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def whole_ticks(lo: float, hi: float, most: int = 6) -> list[int]:
+    """At most `most` whole-number ticks from lo to hi at a round spacing (1, 2, 5, 10, 20, 50, ...)."""
+    first, last = int(lo), int(-(-hi // 1))
+    span = max(last - first, 1)
+    spacing = 1
+    while span // spacing + 1 > most:
+        for factor in (2, 5 / 2, 2):  # 1 → 2 → 5 → 10 → 20 → 50 …
+            spacing = int(spacing * factor)
+            if span // spacing + 1 <= most:
+                break
+    start = -(-first // spacing) * spacing
+    return list(range(start, last + 1, spacing)) or [first]
+
+
+def next_smoothing(weight: float) -> float:
+    """The next weight in SMOOTHING_STEPS after `weight` (wrapping to none)."""
+    later = [w for w in SMOOTHING_STEPS if w > weight + 1e-9]
+    return later[0] if later else SMOOTHING_STEPS[0]

@@ -17,11 +17,12 @@ from textual.worker import Worker
 
 from engine.launcher import EngineProcess, follow_events
 from engine.run_store import RunDir
+from lf_tui.curve import next_smoothing
 from lf_tui.present import run_text
 from lf_tui.present.gauges import gauges
 from lf_tui.run_state import RunState
 from lf_tui.widgets.dialogs import ConfirmScreen
-from lf_tui.widgets.plots import CurvePlot
+from lf_tui.widgets.plots import POINTS, CurvePlot
 
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -29,7 +30,8 @@ LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 class RunScreen(Screen[None]):
     """Follows a run from its engine pipe (when this app started it) or its events.jsonl (any run)."""
 
-    BINDINGS = [Binding("c", "cancel_run", "Cancel run"), Binding("escape", "back", "Back (run goes on)")]
+    BINDINGS = [Binding("c", "cancel_run", "Cancel run"), Binding("s", "smooth", "Smooth loss"),
+                Binding("l", "log_scale", "Log scale"), Binding("escape", "back", "Back (run goes on)")]
 
     def __init__(self, run: RunDir, process: EngineProcess | None = None, redraw_s: float = 0.25):
         super().__init__()
@@ -62,7 +64,8 @@ class RunScreen(Screen[None]):
         self.set_class(self.size.height < 32, "short")
 
     def on_mount(self) -> None:
-        self.query_one("#loss-plot", CurvePlot).set_series([("loss", self.state.loss), ("eval", self.state.eval_loss)])
+        self.query_one("#loss-plot", CurvePlot).set_series([("loss", self.state.loss),
+                                                            ("eval", self.state.eval_loss, POINTS)])
         self.query_one("#lr-plot", CurvePlot).set_series([("lr", self.state.lr)])
         self.read_events()
         self.set_interval(self.redraw_s, self.redraw)
@@ -165,6 +168,20 @@ class RunScreen(Screen[None]):
 
         self.app.push_screen(ConfirmScreen("Cancel this run? A checkpoint is saved first.", "Cancel run",
                                            "Keep training"), decided)
+
+    def action_smooth(self) -> None:
+        """Cycle the loss curve's EMA smoothing: none, 0.6, 0.9, 0.97 (the raw curve stays, dimmed)."""
+        plot = self.query_one("#loss-plot", CurvePlot)
+        plot.smoothing = next_smoothing(plot.smoothing)
+        with self.state_lock:
+            plot.redraw()
+        self.notify(f"loss smoothing: {plot.smoothing:g}" if plot.smoothing else "loss smoothing: off")
+
+    def action_log_scale(self) -> None:
+        plot = self.query_one("#loss-plot", CurvePlot)
+        plot.log_y = not plot.log_y
+        with self.state_lock:
+            plot.redraw()
 
     def action_back(self) -> None:
         self._stop.set()
