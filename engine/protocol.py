@@ -150,8 +150,22 @@ class Error(Event):
     traceback: str = ""
 
 
+@dataclass(slots=True)
+class Control(Event):
+    """The engine's answer to a live control request (engine.control_requests): status "done" (a checkpoint was
+    saved), "armed" (it stops after the next evaluation), "stopping" (that evaluation came: it stops now) or
+    "refused" (detail says why, e.g. no evaluation is configured)."""
+
+    type: ClassVar[str] = "control"
+    request: str = ""
+    action: str = ""
+    status: str = ""
+    step: int = 0
+    detail: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStarted, Step, Eval, System, Checkpoint, Log, Finished, Error)
+    cls.type: cls for cls in (RunStarted, Step, Eval, System, Checkpoint, Log, Finished, Error, Control)
 }
 _FIELDS: dict[str, frozenset[str]] = {k: frozenset(f.name for f in fields(v)) for k, v in EVENT_TYPES.items()}
 # Fields typed plain `float` (not `float | None`): null there (a non-finite number when written) reads as NaN.
