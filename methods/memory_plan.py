@@ -11,6 +11,8 @@ The parts follow what the engine holds at its peak (the backward pass of the lar
   the head's input rows with their gradient, and one chunk of fp32 logits with its gradient;
 - overhead: the CUDA context and allocator slack on a GPU (none counted on CPU: the probe measures above the
   process's baseline after imports).
+- sharding: with hardware.distributed, each process's share of what the strategy shards (FSDP full_shard and ZeRO-3:
+  weights, gradients, optimizer states; shard_grad_op and ZeRO-2: gradients and optimizer states).
 The coefficients are per token and layer, in units of hidden/intermediate widths; benchmarks/RESULTS.md shows
 the planner against measured peaks.
 """
@@ -65,6 +67,8 @@ class Setting:
     gradient_checkpointing: bool
     optimizer: str
     pure_bf16: bool = False
+    shards: int = 1  # processes the strategy shards over (1: every process holds everything, as DDP does)
+    sharded: tuple[str, ...] = ()  # what it shards: "weights", "gradients", "optimizer"
 
 
 @dataclass
@@ -116,9 +120,29 @@ def setting_for(cfg: Any, device: Device, cpu_bf16: bool = False, seq_len: int |
         elif cpu_bf16 and requested in ("auto", "bf16"):
             precision = "bf16"
     t = cfg.training
+    shards, sharded = sharding(cfg)
     return Setting(device=device, precision=precision, batch_size=t.batch_size, seq_len=seq_len or t.max_seq_length,
                    gradient_checkpointing=cfg.hardware.gradient_checkpointing, optimizer=t.optimizer,
-                   pure_bf16=bool(getattr(cfg.hardware, "pure_bf16", False)))
+                   pure_bf16=bool(getattr(cfg.hardware, "pure_bf16", False)), shards=shards, sharded=sharded)
+
+
+def sharding(cfg: Any) -> tuple[int, tuple[str, ...]]:
+    """Over how many processes, and what, hardware.distributed's strategy shards: FSDP full_shard and ZeRO-3 the
+    weights, gradients and optimizer states; shard_grad_op and ZeRO-2 gradients and optimizer states; hybrid_shard
+    fully within one machine; DDP and no_shard nothing."""
+    from methods.distributed_rules import world_of
+
+    d = getattr(getattr(cfg, "hardware", None), "distributed", None)
+    if d is None:
+        return 1, ()
+    world = world_of(cfg)
+    everything = ("weights", "gradients", "optimizer")
+    if world.size == 1 or world.strategy == "ddp":
+        return 1, ()
+    if world.strategy == "deepspeed":
+        return world.size, everything if d.zero_stage == 3 else everything[1:]
+    return {"full_shard": (world.size, everything), "hybrid_shard": (world.processes_per_machine, everything),
+            "shard_grad_op": (world.size, everything[1:]), "no_shard": (1, ())}[d.fsdp.sharding_strategy]
 
 
 def optimizer_bytes_per_param(optimizer: str, state_bytes: int = 4) -> float:
@@ -170,6 +194,7 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
     # the engine's chunked loss (engine/loss.py): the head's input rows and their gradient, one fp32 chunk of logits
     # with its softmax and gradient; never the batch's full logits
     parts["logits and loss"] = int(rows * shape.hidden_size * act_bytes * 2 + chunk * shape.vocab_size * 4 * 3)
+    share_out(parts, setting)
     base = sum(parts.values())
     parts["runtime overhead"] = int(CUDA_CONTEXT + ALLOCATOR_SLACK * base) if gpu else 0
     notes = list(footprint.notes)
@@ -177,6 +202,20 @@ def plan_memory(shape: ModelShape, footprint: Footprint, setting: Setting) -> Me
         notes.append(f"model type {shape.model_type!r} is laid out as a Llama here: the estimate is rougher")
     return MemoryPlan(parts=parts, setting=setting, params=shape.total_params, trainable_params=trainable,
                       uncertainty=UNCERTAINTY[shape.known_layout], notes=notes)
+
+
+SHARDED_PARTS = {"weights": ("weights", "quantisation constants", "trainable weights"), "gradients": ("gradients",),
+                 "optimizer": ("optimizer states",)}
+
+
+def share_out(parts: dict[str, int], setting: Setting) -> None:
+    """Each process's share of what the strategy shards (the rest, activations above all, every process holds)."""
+    if setting.shards <= 1:
+        return
+    for kind in setting.sharded:
+        for name in SHARDED_PARTS[kind]:
+            if name in parts:
+                parts[name] = -(-parts[name] // setting.shards)
 
 
 def parse_size(text: str) -> int:

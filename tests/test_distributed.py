@@ -231,7 +231,7 @@ def test_validation_names_the_field_and_the_fix(monkeypatch, tmp_path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_global_batch_and_the_planner_share_out_what_is_sharded() -> None:
+def test_the_global_batch_and_the_planner_share_out_what_is_sharded(monkeypatch) -> None:
     from methods.distributed_rules import global_batch
     from methods.validation import validate_config
 
@@ -241,3 +241,25 @@ def test_the_global_batch_and_the_planner_share_out_what_is_sharded() -> None:
     assert global_batch(cfg) == (48, "batch 3 x 4 processes (2 machines) x accumulation 4")
     single = validate_config({"method": "lora"}).config
     assert global_batch(single) == (4, "batch 4")
+
+    import methods.distributed_rules as rules
+    from engine.planning import estimate
+
+    monkeypatch.setattr(rules, "visible_gpus", lambda: 4)
+
+    def plan(method: str, **distributed: Any) -> dict[str, int]:
+        doc = {"method": method, "hardware": {"device": "cuda", "distributed": distributed}}
+        resolved = validate_config(doc)
+        assert resolved.config is not None, resolved.report.to_dict()
+        return estimate(resolved.config, "cuda")[0].parts
+
+    one, ddp = plan("full_finetune"), plan("full_finetune", num_processes=4)
+    assert ddp == one  # DDP: every process holds everything
+    full = plan("full_finetune", num_processes=4, strategy="fsdp")
+    for part in ("weights", "gradients", "optimizer states"):
+        assert full[part] == -(-one[part] // 4), part
+    assert full["activations"] == one["activations"]
+    grads_only = plan("full_finetune", num_processes=4, strategy="fsdp", fsdp={"sharding_strategy": "shard_grad_op"})
+    assert grads_only["weights"] == one["weights"] and grads_only["optimizer states"] == full["optimizer states"]
+    lora = plan("lora", num_processes=2, strategy="fsdp")
+    assert lora["trainable weights"] == -(-plan("lora")["trainable weights"] // 2)
