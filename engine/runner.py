@@ -235,6 +235,10 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         trainer = Trainer(*args)
     trainer.close_external = close_external
     trainer.data_format = data.format
+    if world == 1:  # live controls (checkpoint now, stop after eval) in a single-process run
+        from engine.live_controls import LiveControls
+
+        trainer.live = LiveControls(trainer, run.path)
     resumed = 0
     if resume:
         checkpoint = run.latest_checkpoint()

@@ -122,6 +122,7 @@ class Trainer:
         self.data_format = ""  # the training data's format, for the summary (set by the runner)
         self.planned_peak_bytes = 0  # the memory planner's estimate (set by the runner)
         self.baseline_rss_mb = 0.0  # on CPU: the process's memory before the model loaded (set by the runner)
+        self.live: Any = None  # engine.live_controls.LiveControls: the run folder's control requests (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
         check_world(folder, self.world_size)
@@ -301,8 +302,11 @@ class Trainer:
         if mon.eval_steps and st.step % mon.eval_steps == 0:
             self.evaluate()
             new_best = st.best_eval_step == st.step
-        if mon.save_steps and (st.step % mon.save_steps == 0 or new_best):
+        saved = bool(mon.save_steps and (st.step % mon.save_steps == 0 or new_best))
+        if saved:
             self.save()
+        if self.live is not None and self.live.after_step(saved):  # checkpoint now / stop after this eval
+            return True
         patience = mon.early_stopping_patience
         if patience and st.last_eval_step == st.step and st.evals_since_best >= patience:
             st.stopped_early = True

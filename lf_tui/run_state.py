@@ -21,6 +21,7 @@ from engine.protocol import (
 )
 from lf_tui.curve import Curve
 from lf_tui.present import gauges, run_text
+from lf_tui.run_alerts import Alert, AlertWatch
 
 
 @dataclass
@@ -48,6 +49,8 @@ class RunState:
         self.logs: deque[tuple[str, str]] = deque(maxlen=self.log_lines)
         self.method_metrics: dict[str, list[list[float]]] = {}  # the method's figures: name -> [[step, value]...]
         self.logs_total = 0
+        self.watch = AlertWatch()
+        self.alerts: list[Alert] = []  # every alert raised, in order (views show those they have not shown)
 
     def _log(self, level: str, message: str) -> None:
         self.logs.append((level, message))
@@ -71,11 +74,13 @@ class RunState:
             self.loss.append(event.step, event.loss)
             self.lr.append(event.step, event.learning_rate)
             add_change_points(self.method_metrics, event.step, event.method_metrics)  # as the summary keeps them
+            self._alert(self.watch.step(event.step, event.loss))
         elif isinstance(event, System):
             self.system = event
         elif isinstance(event, Eval):
             self.last_eval = event
             self.eval_loss.append(event.step, event.eval_loss)
+            self._alert(self.watch.eval(event.step, event.eval_loss))
         elif isinstance(event, Log):
             self._log(event.level, event.message)
         elif isinstance(event, RunStarted):
@@ -84,6 +89,7 @@ class RunState:
                 self.segments += 1
                 for curve in (self.loss, self.lr, self.eval_loss):  # steps after the checkpoint are redone
                     curve.truncate(event.resumed_from_step)
+                self.watch.truncate(event.resumed_from_step)
                 for series in self.method_metrics.values():
                     series[:] = [point for point in series if point[0] <= event.resumed_from_step]
                 self._log("info", f"resumed from step {event.resumed_from_step}")
@@ -101,6 +107,11 @@ class RunState:
             self._log("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else ""))
         elif isinstance(event, Finished):
             self.finished = event
+
+    def _alert(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self.alerts.append(alert)
+            self._log("warning", f"alert: {alert.message}")
 
     def reopen(self) -> None:
         """The run's last ending is history: a resumed segment is under way."""

@@ -1,0 +1,89 @@
+"""Live controls of a running training: requests appended to the run folder's control.jsonl by any viewer (the app,
+`lf-tui control`, another terminal), read by the engine at each step boundary. Light: no torch.
+
+Actions: "checkpoint" (save one now, then go on) and "stop_after_eval" (at the next evaluation, save a checkpoint
+and end the run as completed, stopped by the user). The engine acknowledges each request with a `control` event
+in events.jsonl ({"type": "control", "request": id, "action", "status": "done" | "armed" | "refused", "detail"}),
+so every viewer sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONTROL_FILE = "control.jsonl"
+ACTIONS = {"checkpoint": "checkpoint now", "stop_after_eval": "stop after the next evaluation"}
+ALIASES = {"checkpoint": "checkpoint", "stop-after-eval": "stop_after_eval", "stop_after_eval": "stop_after_eval"}
+
+
+class ControlRefused(ValueError):
+    """A control request that cannot be sent; the message says why."""
+
+
+@dataclass
+class ControlRequest:
+    id: str
+    action: str
+    source: str = ""
+    ts: float = 0.0
+
+
+def action_name(text: str) -> str:
+    """`checkpoint` / `stop-after-eval` (either spelling) → the action; anything else: ControlRefused."""
+    action = ALIASES.get(text.strip().lower())
+    if action is None:
+        raise ControlRefused(f"unknown control {text!r}: use checkpoint or stop-after-eval")
+    return action
+
+
+def send(run_path: str | os.PathLike[str], action: str, source: str = "") -> ControlRequest:
+    """Append one request to the run's control file (an atomic single write of one line) and return it."""
+    action = action_name(action)
+    path = Path(run_path)
+    if not path.is_dir():
+        raise ControlRefused(f"{path}: no such run folder")
+    request = ControlRequest(secrets.token_hex(4), action, source, time.time())
+    line = json.dumps({"id": request.id, "action": action, "source": source, "ts": request.ts}) + "\n"
+    fd = os.open(path / CONTROL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+    return request
+
+
+class ControlInbox:
+    """The engine's side: new requests since the last look (cheap when nothing was written: one stat)."""
+
+    def __init__(self, run_path: str | os.PathLike[str], skip_existing: bool = True) -> None:
+        self.path = Path(run_path) / CONTROL_FILE
+        # requests written before this engine started (an earlier segment's) were answered, or are stale
+        self.offset = self.path.stat().st_size if skip_existing and self.path.exists() else 0
+
+    def poll(self) -> list[ControlRequest]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size <= self.offset:
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(size - self.offset)
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        self.offset += len(complete)
+        out = []
+        for raw in complete.splitlines():
+            try:
+                doc: Any = json.loads(raw)
+                out.append(ControlRequest(str(doc["id"]), action_name(str(doc["action"])), str(doc.get("source", "")),
+                                          float(doc.get("ts", 0.0))))
+            except (ValueError, KeyError, TypeError, ControlRefused):
+                continue  # a malformed line is skipped, never a crash of the training
+        return out

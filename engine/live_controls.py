@@ -1,0 +1,52 @@
+"""The engine's side of live controls: after each optimizer step, answer new requests from the run's control file
+(checkpoint now; stop after the next evaluation) and stop when an armed evaluation has come. Each answer is a
+`control` event, so every viewer sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.control_requests import ControlInbox, ControlRequest
+from engine.protocol import Control
+
+
+class LiveControls:
+    """Owned by the trainer (`trainer.live`); `after_step` returns True when the run should stop now."""
+
+    def __init__(self, trainer: Any, run_path: Path) -> None:
+        self.trainer = trainer
+        self.inbox = ControlInbox(run_path)
+        self.armed: ControlRequest | None = None
+
+    def _answer(self, request: ControlRequest, status: str, detail: str = "") -> None:
+        self.trainer.emit(Control(request=request.id, action=request.action, status=status,
+                                  step=self.trainer.state.step, detail=detail))
+
+    def after_step(self, saved_this_step: bool) -> bool:
+        st, mon = self.trainer.state, self.trainer.cfg.monitoring
+        if self.armed is not None and st.last_eval_step == st.step:
+            request, self.armed = self.armed, None
+            folder = None if saved_this_step else self.trainer.save()
+            where = f"checkpoint {folder.name}" if folder is not None else "this step's checkpoint"
+            self._answer(request, "stopping", f"evaluated at step {st.step} (eval loss {st.eval_losses[-1]:.4f}); "
+                                              f"{where} saved; the run ends as completed")
+            self.trainer.log("info", f"stopping after the evaluation at step {st.step}, as asked "
+                                     f"({request.source or 'a viewer'})")
+            st.stopped_early = True
+            return True
+        for request in self.inbox.poll():
+            if request.action == "checkpoint":
+                folder = self.trainer.save()
+                saved_this_step = True
+                self._answer(request, "done", f"saved {folder}")
+            elif request.action == "stop_after_eval":
+                if not (mon.eval_steps and self.trainer.eval_set):
+                    self._answer(request, "refused", "this run has no periodic evaluation (monitoring.eval_steps "
+                                                     "is 0 or there is no eval set): cancel instead, which also "
+                                                     "saves a checkpoint")
+                    continue
+                self.armed = request
+                next_eval = (st.step // mon.eval_steps + 1) * mon.eval_steps
+                self._answer(request, "armed", f"stops after the evaluation at step {next_eval}")
+        return False
