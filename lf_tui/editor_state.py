@@ -23,6 +23,26 @@ class EditorCheck:
     def ok(self) -> bool:
         return self.resolved is not None and not self.errors
 
+    @property
+    def global_batch_line(self) -> str:
+        """A valid config's examples per optimizer step, as a line for the verdict ("" when invalid, or when it is
+        just training.batch_size: one process, no accumulation)."""
+        if not self.ok or self.resolved is None or self.resolved.config is None:
+            return ""
+        if " x " not in global_batch_text(self.resolved.config):
+            return ""
+        return "\n" + global_batch_text(self.resolved.config)
+
+
+def global_batch_text(config: Any) -> str:
+    """`global batch 16 (4 x 2 processes x 2 accumulation)`: batch per process x processes x accumulation."""
+    from methods.distributed_rules import global_batch, world_of
+
+    t, world = config.training, world_of(config)
+    parts = [str(t.batch_size)] + [f"{world.size} processes"] * (world.size > 1)
+    parts += [f"{t.gradient_accumulation_steps} accumulation"] * (t.gradient_accumulation_steps > 1)
+    return f"global batch {global_batch(config)[0]}" + (f" ({' x '.join(parts)})" if len(parts) > 1 else "")
+
 
 def check_text(text: str, method: str | None, source: str = "<editor>") -> EditorCheck:
     """Validate editor text; a JSON syntax error becomes one error with its line and column."""

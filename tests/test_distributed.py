@@ -263,3 +263,31 @@ def test_the_global_batch_and_the_planner_share_out_what_is_sharded(monkeypatch)
     assert grads_only["weights"] == one["weights"] and grads_only["optimizer states"] == full["optimizer states"]
     lora = plan("lora", num_processes=2, strategy="fsdp")
     assert lora["trainable weights"] == -(-plan("lora")["trainable weights"] // 2)
+
+
+async def test_the_editor_shows_the_global_batch(tmp_path) -> None:
+    from textual.widgets import TextArea
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.editor_screen import EditorScreen
+    from lf_tui.screens.methods_screen import MethodsScreen
+    from tests.tui_helpers import wait_for
+
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="methods screen")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+        area = app.screen.query_one("#config", TextArea)
+
+        def verdict() -> str:
+            return str(app.screen.query_one("#verdict").render())
+
+        await wait_for(pilot, lambda: "valid" in verdict(), what="verdict")
+        assert "global batch" not in verdict()  # one process, no accumulation: it is training.batch_size
+        document = json.loads(area.text)
+        document["method_config"]["training"].update(batch_size=3, gradient_accumulation_steps=2)
+        document["method_config"]["hardware"]["distributed"] = {"num_processes": 2}
+        area.text = json.dumps(document, indent=2)
+        await wait_for(pilot, lambda: "global batch 12" in verdict(), what="global batch")
+        assert "3 x 2 processes x 2 accumulation" in verdict()

@@ -109,7 +109,7 @@ class EditorScreen(Screen[None]):
         for i, issue in enumerate(self.check.warnings):
             issues.add_option(Option(f"[yellow]⚠ warning:[/yellow] {issue.render()}", id=f"w{i}"))
         if self.check.ok:
-            text = f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s)"
+            text = f"[green]✔ valid[/green] · {len(self.check.warnings)} warning(s){self.check.global_batch_line}"
         else:
             text = f"[red]✘ {len(self.check.errors)} error(s)[/red] · {len(self.check.warnings)} warning(s)"
         report = self.check.resolved.report if self.check.resolved else None
