@@ -9,6 +9,7 @@ from typing import Any
 from engine.launcher import SegmentOpened
 from engine.protocol import (
     Checkpoint,
+    Control,
     Error,
     Eval,
     Event,
@@ -51,6 +52,7 @@ class RunState:
         self.logs_total = 0
         self.watch = AlertWatch()
         self.alerts: list[Alert] = []  # every alert raised, in order (views show those they have not shown)
+        self.controls: list[Control] = []  # the engine's answers to live control requests
 
     def _log(self, level: str, message: str) -> None:
         self.logs.append((level, message))
@@ -102,6 +104,11 @@ class RunState:
         elif isinstance(event, Checkpoint):
             self.checkpoints.append(event)
             self._log("info", f"checkpoint at step {event.step}: {event.path}")
+        elif isinstance(event, Control):
+            self.controls.append(event)
+            level = "warning" if event.status == "refused" else "info"
+            self._log(level, f"control {event.action.replace('_', ' ')}: {event.status} at step {event.step}"
+                             + (f" ({event.detail})" if event.detail else ""))
         elif isinstance(event, Error):
             self.error = event
             self._log("error", f"{event.kind}: {event.message}" + (f" — {event.hint}" if event.hint else ""))
