@@ -17,6 +17,7 @@ import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
 from engine.checkpoint import SCHEDULER, check_world, load_checkpoint
+from engine.errors import EngineError
 from engine.loss import summed_loss, target_tokens
 from engine.trainer import Trainer
 
@@ -143,6 +144,7 @@ class DistributedTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+        folder.mkdir(parents=True, exist_ok=True)  # another machine's run folder: its ranks' part only
         torch.save(rng, folder / rank_rng_file(self.rank))
         self.accelerator.wait_for_everyone()
         return folder
@@ -167,6 +169,9 @@ class DistributedTrainer(Trainer):
     def resume_from(self, folder: Path) -> None:
         """Every rank loads the same checkpoint; another world size is refused (the data split would change)."""
         saved = check_world(folder, self.world_size)
+        if self.cfg.hardware.distributed.num_machines > 1:
+            raise EngineError("resume", "a multi-machine run cannot be resumed yet: its checkpoints are on machine 0 "
+                              "only", "start a new run; the checkpoint's weights/ folder holds what was trained")
         if self.sharded:  # the shards hold model and optimizer; the schedule and loop state are rank 0's files
             self.accelerator.load_state(str(folder / SHARDED_STATE))
             self.scheduler.load_state_dict(torch.load(folder / SCHEDULER, map_location="cpu", weights_only=True))
