@@ -22,6 +22,7 @@ from lf_tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from methods.config_file import ConfigInputError, read_config_text
 
 DEBOUNCE_S = 0.3
+PREVIEW_EXAMPLES = 5
 
 
 class EditorScreen(Screen[None]):
@@ -34,6 +35,7 @@ class EditorScreen(Screen[None]):
         Binding("ctrl+b", "pick_model", "Base model", priority=True),
         Binding("ctrl+d", "pick_dataset", "Dataset", priority=True),
         Binding("f4", "focus_issues", "Issues", priority=True),
+        Binding("f8", "preview_data", "Preview data", priority=True),  # f6/f7 select in the TextArea
         Binding("ctrl+u", "upgrade", "Upgrade version", priority=True),
         Binding("escape", "leave", "Back", priority=True),
     ]
@@ -241,6 +243,31 @@ class EditorScreen(Screen[None]):
 
     def action_pick_dataset(self) -> None:
         self.dataset_input.focus()
+
+    def action_preview_data(self) -> None:
+        """The dataset as training will tokenise it with this config (an engine process loads the tokenizer)."""
+        from lf_tui.screens.preview_screen import PreviewScreen
+
+        check = self.run_validation()
+        if not check.ok or check.resolved is None or check.resolved.config is None:
+            first = check.errors[0].render() if check.errors else "invalid config"
+            self.notify(f"cannot preview: {len(check.errors)} error(s) — {first}", severity="error", timeout=6)
+            return
+        dataset = self.dataset_input.value.strip() or None
+        screen = PreviewScreen(f"Data preview · {dataset or 'bundled sample dataset'} · F8 in the editor · Esc closes")
+        self.app.push_screen(screen)
+        base = self.path.parent if self.path is not None else Path.cwd()  # as Ctrl+R resolves the config
+        self.load_preview(screen, check.resolved.config, base, dataset)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="preview")
+    def load_preview(self, screen: Any, config: Any, base: Path, dataset: str | None) -> None:
+        from lf_tui.cli.preview_data import request_preview
+
+        try:
+            result = request_preview(config, base, dataset, n=PREVIEW_EXAMPLES)
+        except Exception as exc:  # a failed preview is a message in the dialog, never a dead editor
+            result = {"error": f"{type(exc).__name__}: {exc}", "kind": "internal", "hint": ""}
+        self.app.call_from_thread(screen.show, result)
 
     def action_start(self) -> None:
         check = self.run_validation()
