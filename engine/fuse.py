@@ -186,8 +186,10 @@ def combine(parents: list[Parent], weights: list[float], combination: str, densi
     torch.manual_seed(seed)
     with torch.no_grad():
         model.add_weighted_adapter(names, weights, FUSED, combination_type=combination, density=density)
-    for name in names:
-        model.delete_adapter(name)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*was active which is now deleted.*")
+        for name in names:
+            model.delete_adapter(name)
     model.save_pretrained(str(out), selected_adapters=[FUSED], safe_serialization=True)
     fused: Any = model.peft_config[FUSED]
     return int(fused.r)
