@@ -42,6 +42,7 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
 
     Thread(target=pump, name="event-reader", daemon=True).start()
     interrupts: list[int] = []
+    alerts_shown = 0
     previous = signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
     try:
         if live:
@@ -66,6 +67,9 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
             if isinstance(event, Exception):
                 raise event
             state.ingest(event)
+            for alert in state.alerts[alerts_shown:]:  # the terminal bell, and the alert above the panel
+                out.print(f"\a[yellow]alert:[/yellow] {escape(alert.message)}")
+            alerts_shown = len(state.alerts)
             if live:
                 live.update(render(state))
             else:

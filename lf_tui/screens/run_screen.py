@@ -30,7 +30,8 @@ LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 class RunScreen(Screen[None]):
     """Follows a run from its engine pipe (when this app started it) or its events.jsonl (any run)."""
 
-    BINDINGS = [Binding("c", "cancel_run", "Cancel run"), Binding("s", "smooth", "Smooth loss"),
+    BINDINGS = [Binding("c", "cancel_run", "Cancel run"), Binding("k", "control('checkpoint')", "Checkpoint now"),
+                Binding("e", "control('stop_after_eval')", "Stop after eval"), Binding("s", "smooth", "Smooth loss"),
                 Binding("l", "log_scale", "Log scale"), Binding("escape", "back", "Back (run goes on)")]
 
     def __init__(self, run: RunDir, process: EngineProcess | None = None, redraw_s: float = 0.25):
@@ -42,6 +43,8 @@ class RunScreen(Screen[None]):
         self.redraw_s = redraw_s
         self._drawn_version = -1
         self._logs_seen = 0
+        self._alerts_seen = 0
+        self._controls_seen = 0
         self._stop = threading.Event()
         self.trust_remote_code = bool(run.meta().get("trust_remote_code"))
 
@@ -116,6 +119,7 @@ class RunScreen(Screen[None]):
         for level, message in m.new_logs(self._logs_seen):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
+        self._tell(m)
         self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
         ended = m.finished is not None
         if ended != self.has_class("ended"):
@@ -142,10 +146,42 @@ class RunScreen(Screen[None]):
         convergence = escape(dict(rows)["convergence"])
         return f"[b]{escape(run_text.summary_title(summary))}[/b] · {escape(figures)}\nconvergence: {convergence}"
 
+    def _tell(self, m: RunState) -> None:
+        """New alerts ring the bell and notify (while the run is live: a replay only logs them); the engine's
+        answers to live controls notify."""
+        live = m.finished is None
+        for alert in m.alerts[self._alerts_seen:]:
+            if live:
+                self.app.bell()
+                self.notify(alert.message, title="alert", severity="warning", timeout=15)
+        self._alerts_seen = len(m.alerts)
+        for answer in m.controls[self._controls_seen:]:
+            if live or answer is m.controls[-1]:
+                self.notify(f"{answer.action.replace('_', ' ')}: {answer.status}"
+                            + (f" — {answer.detail}" if answer.detail else ""),
+                            severity="warning" if answer.status == "refused" else "information")
+        self._controls_seen = len(m.controls)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel_run" and self.has_class("ended"):
+        if action in ("cancel_run", "control") and self.has_class("ended"):
             return False
         return True
+
+    def action_control(self, action: str) -> None:
+        """Checkpoint now, or stop after the next evaluation: a request the engine answers with a control event."""
+        from engine.control_requests import ControlRefused, send
+
+        with self.state_lock:
+            if self.state.finished is not None:
+                self.notify("the run has already ended")
+                return
+        try:
+            send(self.run.path, action, source="the app's run view")
+        except (ControlRefused, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify("asked the engine to checkpoint now" if action == "checkpoint"
+                    else "asked the engine to stop after the next evaluation (with a checkpoint)")
 
     def action_cancel_run(self) -> None:
         with self.state_lock:
