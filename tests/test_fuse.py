@@ -38,8 +38,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(root: Path) -> Any:
-    """Trained runs by name ("a", "b", "r8"; "gpt2-a", "gpt2-b" on a tiny GPT-2; "qlora-a", "qlora-b"), each trained once on first use in
-    `root`/runs (the default runs dir from `root`)."""
+    """Trained runs by name ("a", "b", "r8"; "gpt2-a", "gpt2-b" on a tiny GPT-2; "qlora-a", "qlora-b"), each
+    trained once on first use in `root`/runs (the default runs dir from `root`)."""
     dataset = root / "learnable.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in LEARNABLE))
     store = RunStore(root / "runs")
