@@ -118,7 +118,15 @@ def _qlora_rules(report: Report, cfg: Any, world: World) -> None:
         report.error("method_specific.load_in_4bit", f"8-bit weights cannot be sharded by {world.strategy}", False,
                      "use 4-bit QLoRA (load_in_4bit true) or strategy \"ddp\"")
         return
-    if world.strategy == "fsdp" and cfg.hardware.distributed.fsdp.cpu_offload:
+    d = cfg.hardware.distributed
+    shards_weights = (d.zero_stage == 3 if world.strategy == "deepspeed"
+                      else d.fsdp.sharding_strategy in ("full_shard", "hybrid_shard"))
+    if shards_weights and not hasattr(spec, "bnb_4bit_quant_storage"):
+        report.error(f"{PATH}.strategy", f"{world.strategy} would shard QLoRA's 4-bit weights, which this QLoRA stores "
+                     "as uint8 beside bf16 weights (no bnb_4bit_quant_storage): they cannot be sharded together",
+                     world.strategy, "use strategy \"ddp\", fsdp sharding_strategy \"shard_grad_op\" or deepspeed "
+                     "zero_stage 2 (they shard gradients and optimizer states only)")
+    if world.strategy == "fsdp" and d.fsdp.cpu_offload:
         report.error(f"{PATH}.fsdp.cpu_offload", "QLoRA's 4-bit weights cannot be offloaded by FSDP", True,
                      "set cpu_offload false (QLoRA is already small) or use strategy \"ddp\"")
     if getattr(spec, "bnb_4bit_compute_dtype", "auto") in ("float16", "float32"):

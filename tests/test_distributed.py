@@ -291,3 +291,15 @@ async def test_the_editor_shows_the_global_batch(tmp_path) -> None:
         area.text = json.dumps(document, indent=2)
         await wait_for(pilot, lambda: "global batch 12" in verdict(), what="global batch")
         assert "3 x 2 processes x 2 accumulation" in verdict()
+
+
+def test_qlora_sharding_its_4bit_weights_is_refused_with_what_works(monkeypatch) -> None:
+    import methods.distributed_rules as rules
+    from methods.validation import validate_config
+
+    monkeypatch.setattr(rules, "visible_gpus", lambda: 2)
+    doc = {"method": "qlora", "hardware": {"device": "cuda", "distributed": {"num_processes": 2, "strategy": "fsdp"}}}
+    (error,) = [e for e in validate_config(doc).report.errors if e.path == "hardware.distributed.strategy"]
+    assert "uint8" in error.message and "shard_grad_op" in error.hint
+    doc["hardware"]["distributed"]["fsdp"] = {"sharding_strategy": "shard_grad_op"}
+    assert validate_config(doc).report.ok
