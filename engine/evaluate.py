@@ -120,7 +120,7 @@ def lm_eval_score(model: Any, tokenizer: Any, name: str, runtime: Any, limit: in
     from lm_eval import simple_evaluate  # type: ignore[import-not-found]
     from lm_eval.models.huggingface import HFLM  # type: ignore[import-not-found]
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=BATCH_ROWS, device=str(runtime.device))
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=BATCH_ROWS)  # on the device it was loaded to
     out = simple_evaluate(model=lm, tasks=[name], limit=limit)
     metrics = (out or {}).get("results", {}).get(name)
     if not metrics:
