@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CONFIG_VERSION = "2.0"
 
@@ -109,6 +109,67 @@ class Data(Section):
     text_field: str = Field("text", description="field holding raw text for the text format")
 
 
+def _size(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        from methods.memory_plan import parse_size
+
+        parse_size(value)  # ValueError: "'x' is not a size: write e.g. 24GiB, 80GB or 512MiB"
+    return value
+
+
+def _duration(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """'24h', '90m', '45s', '200ms', '1.5h' or plain seconds -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: write e.g. 24h, 90m, 45s or 200ms")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[(match.group(2) or "s").lower()]
+    return float(match.group(1)) * scale
+
+
+class TrainingEfficiency(Section):
+    max_training_time: Optional[str] = Field(None, description="the run's training time at most, e.g. 24h or 90m")
+    memory_budget: Optional[str] = Field(None, description="the run's measured peak memory at most, e.g. 24GB")
+    convergence_threshold: Optional[float] = Field(
+        None, ge=0, description="converged when the loss changed by at most this fraction over the last fifth"
+    )
+    _check_time = field_validator("max_training_time")(_duration)
+    _check_memory = field_validator("memory_budget")(_size)
+
+
+class QualityMetrics(Section):
+    perplexity_threshold: Optional[float] = Field(None, gt=0, description="the best eval perplexity at most")
+    downstream_tasks: list[str] = Field(
+        default_factory=list, description="multiple-choice tasks (files, or lm-eval names) `lf-tui eval` measures"
+    )
+    minimum_accuracy: Optional[float] = Field(None, ge=0, le=1, description="each downstream task's acc at least")
+
+
+class ResourceMetrics(Section):
+    max_gpu_memory: Optional[str] = Field(None, description="the GPU's measured peak at most, e.g. 24GB")
+    min_gpu_utilization: Optional[float] = Field(
+        None, ge=0, le=1, description="the mean GPU utilisation while training at least (0-1)"
+    )
+    max_inference_latency: Optional[str] = Field(None, description="the first-token latency at most, e.g. 200ms")
+    _check_memory = field_validator("max_gpu_memory")(_size)
+    _check_latency = field_validator("max_inference_latency")(_duration)
+
+
+class Benchmarks(Section):
+    """Thresholds each run is checked against (`lf-tui report RUN`); every one optional."""
+
+    training_efficiency: TrainingEfficiency = Field(default_factory=TrainingEfficiency)
+    quality_metrics: QualityMetrics = Field(default_factory=QualityMetrics)
+    resource_metrics: ResourceMetrics = Field(default_factory=ResourceMetrics)
+
+
 class MethodSpecific(Section):
     """Base of every method's `method_specific` model."""
 
@@ -124,6 +185,7 @@ class MethodConfigBase(Section):
     hardware: Hardware = Field(default_factory=Hardware)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     data: Data = Field(default_factory=Data)
+    benchmarks: Benchmarks = Field(default_factory=Benchmarks)
     method_specific: dict[str, Any] = Field(default_factory=dict)
 
 

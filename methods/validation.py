@@ -174,6 +174,7 @@ def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetail
         "too_short": lambda: f"{value!r} is too short (at least {ctx.get('min_length')})",
         "string_pattern_mismatch": lambda: f"{value!r} is not a valid value",
         "string_too_short": lambda: f"{value!r} is too short (at least {ctx.get('min_length')} character)",
+        "value_error": lambda: str(ctx.get("error") or err["msg"]),  # a validator's own words (they name the value)
     }
     message = messages.get(kind, lambda: f"{value!r}: {err['msg'][0].lower()}{err['msg'][1:]}")()
     if any(e.path == path for e in report.errors):
