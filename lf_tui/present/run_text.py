@@ -191,7 +191,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("training time", duration(summary.get("training_time_s"))),
             ("peak memory", _peak(summary)),
             ("convergence", _convergence(summary))]
-    rows += list(deployment_fields(summary.get("deployment")).items())
+    if isinstance(summary.get("deployment"), dict):  # a run from before the figures existed has none: no rows
+        rows += list(deployment_fields(summary["deployment"]).items())
     derived = derived_line(summary)
     if derived is not None:
         rows.insert(1, ("fused from", derived))
