@@ -74,8 +74,11 @@ def _rank(args: argparse.Namespace) -> int:
     try:
         code = run(args.run_dir, None, args.resume, launched_at=args.launched_at, rank=rank)
     except BaseException as exc:
+        from engine.distributed import peer_failure
+
         write_rank_record(args.run_dir, rank, {"pid": os.getpid(), "status": "failed", "log": str(log_path),
-                                               "error": f"{type(exc).__name__}: {exc}"[:1000]})
+                                               "error": f"{type(exc).__name__}: {exc}"[:1000],
+                                               "peer_lost": peer_failure(exc)})
         raise
     from engine.distributed import read_rank_records
 

@@ -108,6 +108,10 @@ def _dead_rank_error(run: RunDir, dead: list[int], code: int) -> tuple[str, str]
         return (f"accelerate launch exited with status {code} before every rank ended; its output is in "
                 f"{run.file('engine.log')}", "a rank could not start: read engine.log")
     record = records.get(rank, {})
+    if rank not in dead and record.get("peer_lost"):
+        return (f"rank {rank} lost another rank (on another machine: its run folder's ranks/ logs say why): "
+                f"{record.get('error')}; its log is {rank_log(run.path, rank)}",
+                "read the other machines' rank logs; a single-machine run's checkpoint can be resumed")
     why = record.get("error") or ("it exited without an ending (killed, or out of memory)" if rank in dead
                                   else "it failed")
     return (f"rank {rank} died: {why}; its log is {rank_log(run.path, rank)}",
