@@ -17,7 +17,8 @@ NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties")
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fuse", help="combine LoRA runs on one base into a new adapter run (PEFT's weighted adapters)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run ids or folders (two or more, LoRA or QLoRA, one base)")
-    p.add_argument("--weights", "-w", required=True, help="one weight per run, comma-separated: 0.6,0.4")
+    p.add_argument("--weights", "-w", required=True,
+                   help="one weight per run, comma-separated: 0.6,0.4 (a negative first one: --weights=-0.5,1)")
     p.add_argument("--combination", choices=COMBINATIONS, default="linear",
                    help="linear (default; equal ranks), cat (exact; rank: the sum), svd (rank: the largest), "
                         "ties, dare_linear, dare_ties (equal ranks, need --density)")
@@ -76,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     root = RunStore(args.runs_dir).root  # absolute: the engine runs in the project's folder, not ours
     cmd = [sys.executable, "-m", "engine.fuse", *(str(r.path.resolve()) for r in found if r is not None),
-           "--weights", ",".join(repr(w) for w in weights), "--combination", args.combination,
+           "--weights=" + ",".join(repr(w) for w in weights), "--combination", args.combination,
            "--seed", str(args.seed), "--runs-dir", str(root)]
     if args.density is not None:
-        cmd += ["--density", repr(args.density)]
+        cmd += [f"--density={args.density!r}"]
     if not args.json:
         console.err().print(f"[dim]fusing {len(found)} runs ({escape(args.combination)})…[/dim]")
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=engine_env(),
