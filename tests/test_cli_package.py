@@ -16,7 +16,8 @@ def test_every_command_module_registers_a_handled_command() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(commands) == {"edit", "validate-config", "methods", "train", "quick-train", "runs", "attach", "cancel",
-                             "generate", "plan", "probe", "recommend", "export", "fuse", "preview-data", "eval", "control"}
+                             "generate", "plan", "probe", "recommend", "export", "fuse", "preview-data", "eval", "control",
+                             "report"}
     for name, sub in commands.items():
         handler = sub.get_default("handler")
         assert callable(handler), name

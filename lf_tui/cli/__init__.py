@@ -8,7 +8,7 @@ import sys
 
 # one module per command (or pair of related commands), in the order `--help` lists them
 COMMAND_MODULES = ("dashboard", "validate", "matrix", "train", "quick_train", "runs", "attach", "cancel", "control",
-                   "generate", "export", "fuse", "plan", "probe", "recommend", "preview_data", "eval")
+                   "report", "generate", "export", "fuse", "plan", "probe", "recommend", "preview_data", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,87 @@
+"""`lf-tui report RUN`: a real run checked against its config's benchmarks block, as the README shows it (the
+installed command, default ./runs, from the folder holding it), with a downstream task evaluated by `lf-tui eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.benchmark_report import report, verdict
+from engine.run_store import RunDir
+from lf_tui.present.report_text import headline, rows
+
+LF_TUI = Path(sys.executable).with_name("lf-tui")
+BENCHMARKS = {
+    "training_efficiency": {"max_training_time": "1h", "memory_budget": "1MiB", "convergence_threshold": 0.5},
+    "quality_metrics": {"perplexity_threshold": 1e9, "downstream_tasks": ["sample"], "minimum_accuracy": 0.0},
+    "resource_metrics": {"min_gpu_utilization": 0.8, "max_inference_latency": "30s"},
+}
+
+
+def lf(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}
+    return subprocess.run([str(LF_TUI), *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
+    doc = json.loads((Path(__file__).parents[1] / "methods" / "lora" / "defaults.json").read_text())
+    mc = doc["method_config"]
+    mc["training"].update(max_steps=8, max_seq_length=64)
+    mc["monitoring"].update(eval_steps=4, save_steps=0)
+    mc["benchmarks"] = BENCHMARKS
+    (tmp_path / "bench.json").write_text(json.dumps(doc))
+    trained = lf("train", "-m", "lora", "-c", "bench.json", "--plain", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+    (run_path,) = [p for p in (tmp_path / "runs").iterdir() if (p / "config.json").is_file()]
+    run = RunDir(run_path)
+
+    before = report(run)
+    sample = next(c for c in before["checks"] if c["name"] == "sample")
+    assert sample["verdict"] == "not measured" and f"lf-tui eval {run.run_id} --tasks sample" in sample["why"]
+
+    evaluated = lf("eval", run.run_id, "--tasks", "sample", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stdout[-2000:] + evaluated.stderr[-2000:]
+    out = lf("report", run.run_id, "--json", cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr  # the 1 MiB memory budget fails
+    result = json.loads(out.stdout)
+    checks = {c["name"]: c for c in result["checks"]}
+    summary = run.summary() or {}
+    assert result["verdict"] == "fail"
+    assert checks["max_training_time"]["verdict"] == "pass"
+    assert checks["max_training_time"]["value"] == summary["training_time_s"]
+    assert checks["memory_budget"]["verdict"] == "fail"
+    assert checks["memory_budget"]["value"] == summary["peak_memory_mb"] * 2 ** 20
+    assert checks["perplexity_threshold"]["value"] == summary["best_perplexity"]
+    conv = summary["convergence"]
+    if "recent_change_pct" in conv:
+        assert checks["convergence_threshold"]["value"] == abs(conv["recent_change_pct"]) / 100
+    eval_doc = json.loads((run.path / "eval" / "sample_mc.json").read_text())
+    assert checks["sample"]["value"] == eval_doc["models"]["trained"]["acc"]
+    assert checks["sample"]["verdict"] == "pass" and "questions" in checks["sample"]["why"]
+    gpu = checks["min_gpu_utilization"]
+    assert gpu["verdict"] == "not measured" and "no GPU" in gpu["why"]  # a CPU run
+    latency = checks["max_inference_latency"]
+    assert latency["verdict"] == "pass" and latency["value"] == summary["deployment"]["first_token_s"]
+    # the table the CLI prints says the same
+    table = lf("report", run.run_id, cwd=tmp_path)
+    assert "fail" in table.stdout and "memory_budget" in table.stdout and "not measured" in table.stdout
+
+    # a generous budget: nothing fails; the GPU utilisation stays unmeasured on CPU, so the verdict is incomplete
+    cfg = run.config() or {}
+    cfg["benchmarks"]["training_efficiency"]["memory_budget"] = "64GiB"
+    (run.path / "config.json").write_text(json.dumps(cfg))
+    assert report(run)["verdict"] == "incomplete" and verdict(run) == "incomplete"
+    assert "0 failed" in headline(report(run)) and len(rows(report(run))) == len(result["checks"])
+    assert lf("report", run.run_id, cwd=tmp_path).returncode == 0
+
+
+def test_a_run_without_thresholds_says_how_to_add_them(tmp_path: Path) -> None:
+    run_path = tmp_path / "runs" / "r1"
+    run_path.mkdir(parents=True)
+    (run_path / "config.json").write_text(json.dumps({"method_name": "lora"}))
+    result = report(RunDir(run_path))
+    assert result == {"run_id": "r1", "verdict": "no thresholds", "checks": []}
+    assert "add a benchmarks block" in headline(result)
