@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LF_TUI = Path(sys.executable).with_name("lf-tui")
 TOLERANCE = 1e-5  # fp32: the fused matrices against the formula's (sums of a few products, rounding only)
 IDS = torch.tensor([[1, *range(20, 60, 3), 2, 7, 300, 499]])  # token ids of the built-in 512-token vocabulary
-TRAINED = {"a": {"training": {"seed": 1, "learning_rate": 1e-2}},
+TRAINED: dict[str, dict[str, dict[str, Any]]] = {"a": {"training": {"seed": 1, "learning_rate": 1e-2}},
            "b": {"training": {"seed": 2, "learning_rate": 2e-2}},
            "r8": {"training": {"seed": 3, "learning_rate": 1e-2},
                   "method_specific": {"r": 8, "lora_alpha": 32, "use_rslora": True}}}
@@ -59,6 +59,11 @@ def runs(root: Path) -> Any:
             return run
 
     return Runs()
+
+
+def total(terms: Any) -> torch.Tensor:
+    """The sum of tensors (a generator of them)."""
+    return torch.stack(list(terms)).sum(0)
 
 
 def base_of(run: RunDir) -> Any:
@@ -122,14 +127,14 @@ def test_linear_fusion_is_peft_s_formula(runs: Any, root: Path, arch: str) -> No
     deltas = {}
     for name, (fa, fb) in got.items():
         roots = [math.sqrt(w * scaling(c)) for w, (c, _) in zip(weights, parents)]
-        want_a = sum(k * t[name][0] for k, (_, t) in zip(roots, parents))
-        want_b = sum(k * t[name][1] for k, (_, t) in zip(roots, parents))
+        want_a = total(k * t[name][0] for k, (_, t) in zip(roots, parents))
+        want_b = total(k * t[name][1] for k, (_, t) in zip(roots, parents))
         assert torch.allclose(fa, want_a, atol=TOLERANCE) and torch.allclose(fb, want_b, atol=TOLERANCE), name
         assert fb.abs().max() > 0  # trained adapters: the check is not 0 == 0
         deltas[name] = want_b @ want_a
     # not the weighted sum of the updates: linear mixes A and B (PEFT calls it a rough approximation)
     name = next(iter(got))
-    exact = sum(w * scaling(c) * t[name][1] @ t[name][0] for w, (c, t) in zip(weights, parents))
+    exact = total(w * scaling(c) * t[name][1] @ t[name][0] for w, (c, t) in zip(weights, parents))
     assert not torch.allclose(deltas[name], exact, atol=1e-4)
     expected = logits_with_deltas(fused, deltas, bool(config["fan_in_fan_out"]))
     assert torch.allclose(stock_peft_logits(fused), expected, atol=5e-5)
@@ -147,7 +152,7 @@ def test_cat_fusion_is_the_exact_weighted_sum_across_ranks_and_rslora(runs: Any,
     parents = [adapter(a.weights_dir), adapter(r8.weights_dir)]
     assert parents[1][0]["use_rslora"] and config["r"] == 16 + 8 and scaling(config) == 1.0
     for name, (fa, fb) in got.items():
-        exact = sum(w * scaling(c) * t[name][1] @ t[name][0] for w, (c, t) in zip(weights, parents))
+        exact = total(w * scaling(c) * t[name][1] @ t[name][0] for w, (c, t) in zip(weights, parents))
         assert torch.allclose(fb @ fa, exact, atol=TOLERANCE), name
     assert fused.config()["method_specific"]["r"] == 24 and fused.config()["fusion"]["combination"] == "cat"  # type: ignore[index]
 
@@ -160,13 +165,13 @@ def test_other_combinations_build_adapters_stock_peft_loads(runs: Any, root: Pat
     fused = fused_run(result)
     logits = stock_peft_logits(fused)
     assert torch.isfinite(logits).all()
-    assert (fused.summary() or {})["fusion"]["density"] == density  # type: ignore[index]
+    assert (fused.summary() or {})["fusion"]["density"] == density
     if combination == "svd":  # the best rank-16 approximation of the weighted sum of two rank-16 updates
         config, got = adapter(fused.weights_dir)
         parents = [adapter(a.weights_dir), adapter(b.weights_dir)]
         assert config["r"] == 16
         for name, (fa, fb) in got.items():
-            exact = sum(0.5 * scaling(c) * t[name][1] @ t[name][0] for c, t in parents)
+            exact = total(0.5 * scaling(c) * t[name][1] @ t[name][0] for c, t in parents)
             tail = torch.linalg.svdvals(exact)[16:].norm()  # Eckart-Young: the least error any rank 16 can have
             assert abs((fb @ fa - exact).norm() - tail) <= 1e-4 * exact.norm(), name
 
@@ -247,13 +252,15 @@ def lf_tui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_fuse_as_a_user_runs_it_then_lists_serves_and_exports(runs: Any, root: Path) -> None:
-    """The installed command from the folder holding ./runs: fuse by id prefixes, then `lf-tui runs` lists the
+    """The installed command from a folder holding only ./runs: fuse by id prefixes, then `lf-tui runs` lists the
     fused run with its parents, generate serves it beside its parent and the base, export --merged writes a model
     stock transformers loads with the fused adapter's logits."""
     if not LF_TUI.exists():
         pytest.skip(f"lf-tui is not installed next to {sys.executable}")
-    a, b = runs["a"], runs["b"]
-    cwd = root  # holds runs/ (the default runs dir), the dataset and the GPT-2 folder
+    cwd = root / "user"  # a folder holding only ./runs, with the runs the user trained (copied: folders move)
+    for name in ("a", "b", "r8"):
+        shutil.copytree(runs[name].path, cwd / "runs" / runs[name].run_id)
+    a, b, r8 = (RunDir(cwd / "runs" / runs[name].run_id) for name in ("a", "b", "r8"))
     fused_cli = lf_tui("fuse", a.run_id, b.run_id[:20], "--weights", "0.6,0.4", cwd=cwd)
     assert fused_cli.returncode == 0, fused_cli.stderr
     assert "fused run" in fused_cli.stdout and f"0.6 x {a.run_id} + 0.4 x {b.run_id} (linear, rank 16)" in \
@@ -275,13 +282,16 @@ def test_cli_fuse_as_a_user_runs_it_then_lists_serves_and_exports(runs: Any, roo
 
     merged = AutoModelForCausalLM.from_pretrained(str(cwd / "fused-merged"), dtype=torch.float32).eval()
     with torch.no_grad():
-        assert torch.allclose(merged(IDS).logits, stock_peft_logits(RunDir(root / "runs" / run_id)), atol=5e-5)
+        assert torch.allclose(merged(IDS).logits, stock_peft_logits(RunDir(cwd / "runs" / run_id)), atol=5e-5)
     card = (cwd / "fused-merged" / "README.md").read_text()
     assert "lora fine-tune" in card and run_id in card
+    negative = lf_tui("fuse", a.run_id, b.run_id, "--weights=-0.5,1", "--combination", "cat", "--json", cwd=cwd)
+    assert negative.returncode == 0, negative.stderr
+    assert json.loads(negative.stdout)["fusion"]["weights"] == [-0.5, 1.0]
     refused = lf_tui("fuse", a.run_id, b.run_id, "--weights", "0.6", cwd=cwd)
     assert refused.returncode == 2 and "1 weight(s) for 2 run(s)" in refused.stderr and "Traceback" not in \
         refused.stderr
-    different = lf_tui("fuse", a.run_id, runs["r8"].run_id, "--weights", "0.5,0.5", cwd=cwd)
+    different = lf_tui("fuse", a.run_id, r8.run_id, "--weights", "0.5,0.5", cwd=cwd)
     assert different.returncode == 1 and "different ranks" in different.stderr and "--combination cat" in \
         different.stderr and "Traceback" not in different.stderr
 
@@ -328,8 +338,46 @@ def test_qlora_runs_fuse_into_a_qlora_run_served_on_its_4bit_base(runs: Any, roo
     _, got = adapter(fused.weights_dir)
     parents = [adapter(a.weights_dir), adapter(b.weights_dir)]
     for name, (fa, _) in got.items():
-        want = sum(math.sqrt(0.5 * scaling(c)) * t[name][0] for c, t in parents)
+        want = total(math.sqrt(0.5 * scaling(c)) * t[name][0] for c, t in parents)
         assert torch.allclose(fa, want, atol=TOLERANCE), name
     figures = result["deployment"]
     assert figures["tokens_per_s"] > 0 and "not_measured" not in figures, figures
     assert torch.isfinite(stock_peft_logits(fused)).all()
+
+
+async def test_runs_screen_and_comparison_show_the_fused_run_s_parents_and_figures(runs: Any, root: Path) -> None:
+    from textual.widgets import DataTable
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.compare_screen import CompareScreen
+    from lf_tui.screens.runs_screen import RunsScreen
+    from tests.tui_helpers import wait_for
+
+    a, b = runs["a"], runs["b"]
+    fused = fused_run(fuse([a.path, b.path], [0.5, 0.5], "cat", runs_dir=root / "runs"))
+    expected = len(RunStore(root / "runs").list())
+    app = LfTuiApp(runs_dir=root / "runs")
+    async with app.run_test(size=(200, 45)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and
+                       app.screen.query_one("#runs", DataTable).row_count == expected, what="runs listed")
+        screen: Any = app.screen
+        table = screen.query_one("#runs", DataTable)
+        shown = dict(zip([str(k.value) for k in table.columns], table.get_row(fused.run_id)))
+        figures = (fused.summary() or {})["deployment"]
+        assert shown["derived_from"] == f"{a.run_id.split('-', 2)[2]}+{b.run_id.split('-', 2)[2]}"
+        assert shown["adapter_bytes"].endswith("KiB") and shown["tokens_per_s"] != "—"
+        assert dict(zip([str(k.value) for k in table.columns], table.get_row(a.run_id)))["derived_from"] == "—"
+        screen.marked = {fused.run_id, a.run_id}
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(app.screen.records) == 2,
+                       what="comparison")
+        summary = app.screen.query_one("#compare-summary", DataTable)
+        await wait_for(pilot, lambda: summary.row_count > 0, what="summary rows")
+        rows = {str(summary.get_row_at(i)[0]): summary.get_row_at(i)[1:] for i in range(summary.row_count)}
+        order = [str(c.label) for c in summary.columns.values()][1:]
+        fused_column = order.index(fused.run_id)
+        assert rows["fused from"][fused_column].startswith(f"0.5 x {a.run_id} + 0.5 x {b.run_id} (cat, rank 32)")
+        assert rows["fused from"][1 - fused_column] == "—"
+        assert all(rows["tokens/s"][i] not in ("—", "") for i in (0, 1)) and figures["tokens_per_s"] > 0
+        assert rows["measured on"][fused_column].startswith("cpu (")
