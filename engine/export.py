@@ -18,6 +18,8 @@ MANIFEST, CARD = "lf_tui_export.json", "README.md"
 KINDS = {"peft": "PEFT adapter", "model": "model (every weight)", "lf-tui": "adapter, in lf-tui's format"}
 MAX_SHARD = "2GB"  # save_pretrained writes safetensors shards of at most this size
 QUANTISED = ("Linear4bit", "Linear8bitLt", "Params4bit", "Int8Params")  # bitsandbytes layers a merge must not leave
+MERGE_PATHS = ("auto", "streaming", "in-memory")
+QLORA_BASES = ("full", "4bit")  # what a QLoRA adapter merges into: the full-precision base, or the 4-bit one de-quantised
 
 
 def fail(message: str, hint: str = "") -> Exception:
@@ -157,9 +159,13 @@ def write_adapter(cfg: Any, weights: Path, tokenizer: Any, stage: Path) -> None:
 
 
 def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype: str = "auto",
-           force: bool = False) -> dict[str, Any]:
-    """Write the run's model into `out_dir`: adapter-only (as trained) or merged into plain base weights; returns
-    what was written. Everything goes into a fresh folder first, renamed to `out_dir` once complete."""
+           force: bool = False, merge_path: str = "auto", qlora_base: str = "full") -> dict[str, Any]:
+    """Write the run's model into `out_dir`: adapter-only (as trained) or merged into plain base weights (streamed
+    shard by shard from the base's safetensors files when the adapter is LoRA-family, else in memory: `merge_path`
+    auto chooses, streaming or in-memory insists; a QLoRA run merges into the full-precision base, or with
+    `qlora_base` "4bit" into its base 4-bit quantised and de-quantised as it trained); returns what was written.
+    Everything goes into a fresh folder first, renamed to `out_dir` once complete."""
+    from engine.export_stream import four_bit_base, streaming_plan, write_streamed
     from engine.models import load_tokenizer
     from engine.run_store import RunDir
     from engine.runner import load_run_config
@@ -181,17 +187,28 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
                    "add --merged, or drop --dtype")
     out = Path(out_dir).absolute()
     dtype_name = resolve_dtype(dtype, cfg) if merged else "as trained"
+    if qlora_base not in QLORA_BASES:
+        raise fail(f"--qlora-base {qlora_base!r}: not one of {', '.join(QLORA_BASES)}")
+    if qlora_base != "full" and not merged:
+        raise fail("--qlora-base applies to --merged exports only", "add --merged, or drop --qlora-base")
+    four_bit = four_bit_base(run, cfg) if qlora_base == "4bit" else None
+    streamed, reason = streaming_plan(cfg, weights, merge_path, four_bit) if merged else (None, "")
+    path = None if not merged else ("streaming" if streamed is not None else "in-memory")
     stage = staging(out, force)
     try:
         tokenizer = load_tokenizer(cfg)
-        if merged:
+        if streamed is not None:
+            write_streamed(streamed, cfg, dtype_name, tokenizer, stage)
+        elif merged:
             write_merged(impl, cfg, weights, dtype_name, tokenizer, stage)
         else:
             write_adapter(cfg, weights, tokenizer, stage)
         tokenizer.save_pretrained(str(stage))
         manifest = {"run_id": run.run_id, "method": cfg.method_name, "base_model": cfg.base_model, "merged": merged,
                     "dtype": dtype_name, "weights": kind if not merged else "model", "weights_from": origin,
-                    "exported": time.time()}
+                    "merge_path": path, "merge_path_reason": reason, "exported": time.time()}
+        if cfg.method_name == "qlora" and merged:
+            manifest["qlora_base"] = qlora_base
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         refusal = "" if type(impl).merge is not MethodImplementation.merge else impl.merge_refusal
         (stage / CARD).write_text(model_card(run, cfg, manifest, out, refusal), encoding="utf-8")
@@ -299,8 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merged", action="store_true", help="fold the trained weights into the base weights")
     parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto")
     parser.add_argument("--force", action="store_true", help="replace a previous export in --out")
+    parser.add_argument("--merge-path", choices=MERGE_PATHS, default="auto",
+                        help="auto: shard by shard from the base's safetensors files when the adapter allows, else in "
+                             "memory; streaming or in-memory: that path (streaming fails when it does not apply)")
+    parser.add_argument("--qlora-base", choices=QLORA_BASES, default="full",
+                        help="QLoRA: merge into the full-precision base (full) or into the 4-bit base de-quantised, "
+                             "the weights it trained on (4bit)")
     args = parser.parse_args(argv)
-    return _json_result(lambda: export(args.run_dir, args.out, args.merged, args.dtype, args.force))
+    return _json_result(lambda: export(args.run_dir, args.out, args.merged, args.dtype, args.force, args.merge_path,
+                                       args.qlora_base))
 
 
 if __name__ == "__main__":

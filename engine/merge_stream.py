@@ -40,13 +40,16 @@ class Delta:
     scaling: float
     fan_in_fan_out: bool = False
     ranknum: float = 0.0  # AdaLoRA's divisor (its init_r)
+    in_base_dtype: bool = False  # an AdaLoRA layer PEFT resizes by the rank pattern: its weights rounded to W's dtype
 
     def apply(self, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """`weight` (already in the target dtype) with this delta merged, as PEFT's merge computes it."""
         A, B = self.parts["A"], self.parts["B"]
         if self.kind == "adalora":  # AdaLoraLayer.get_delta_weight; merge: W += delta
-            ranknum = torch.tensor([self.ranknum], dtype=torch.float32)
-            delta = _t(B @ (A * self.parts["E"]), self.fan_in_fan_out) * self.scaling / (ranknum + 1e-5)
+            E, ranknum = self.parts["E"], torch.tensor([self.ranknum], dtype=torch.float32)
+            if self.in_base_dtype:  # resize_modules_by_rank_pattern copies the weights into layers rebuilt in W's
+                A, B, E = (t.to(dtype).float() for t in (A, B, E))  # dtype, which PEFT then casts back to fp32
+            delta = _t(B @ (A * E), self.fan_in_fan_out) * self.scaling / (ranknum + 1e-5)
             return _add(weight, delta)
         if self.kind == "embedding":  # Embedding.get_delta_weight; merge: W += delta.to(W.dtype)
             return weight + (_t(B @ A, True) * self.scaling).to(dtype)
@@ -75,6 +78,30 @@ def _add(weight: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class FourBit:
+    """How bitsandbytes quantised the base QLoRA trained on (transformers' 4-bit loading: every Linear and Conv1D
+    layer but the skipped ones, in blocks of 64, from the weights in the compute dtype)."""
+
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: torch.dtype = torch.float32
+
+    def roundtrip(self, weight: torch.Tensor, conv1d: bool) -> torch.Tensor:
+        """The weight as the 4-bit layer computes with it: quantised, then de-quantised in the compute dtype."""
+        import bitsandbytes.functional as F
+
+        stored = weight.to(self.compute_dtype)
+        stored = (stored.T if conv1d else stored).contiguous()  # a Conv1D weight is quantised as (out, in)
+        packed, state = F.quantize_4bit(stored, blocksize=BLOCKSIZE, compress_statistics=self.double_quant,
+                                        quant_type=self.quant_type)
+        restored = F.dequantize_4bit(packed, state)
+        return restored.T.contiguous() if conv1d else restored
+
+
+BLOCKSIZE = 64  # bitsandbytes' Params4bit default, which transformers' 4-bit loading uses
+
+
+@dataclass
 class Plan:
     base_dir: Path
     shards: list[str]  # the base's safetensors files, in its order
@@ -83,6 +110,8 @@ class Plan:
     bias_of: dict[str, Delta] = field(default_factory=dict)  # base bias key -> the delta whose lora_B bias adds to it
     replace: dict[str, torch.Tensor] = field(default_factory=dict)  # base key -> the adapter's trained copy
     adapter_bytes: int = 0
+    four_bit: FourBit | None = None  # QLoRA into its de-quantised 4-bit base: how the base was quantised
+    quantised: dict[str, bool] = field(default_factory=dict)  # base key -> a Conv1D weight (stored in x out)
 
     @property
     def changed(self) -> int:
@@ -168,8 +197,25 @@ def layer_kind(module: Any) -> str:
                         "Embedding layers)")
 
 
-def plan(source: str, adapter_dir: Path, trust_remote_code: bool = False) -> Plan:
-    """The streamed merge of the adapter in `adapter_dir` into the base `source`; NotStreamable says why not."""
+def quantised_weights(model: Any, keys: dict[str, tuple[str, list[int]]]) -> dict[str, bool]:
+    """The base weights transformers' 4-bit loading quantises (its own rule: Linear and Conv1D layers, not the output
+    embeddings, tied or last ones, nor those kept in fp32) -> whether each is a Conv1D's."""
+    from torch import nn
+    from transformers.quantizers.base import get_keys_to_not_convert
+    from transformers.quantizers.quantizers_utils import should_convert_module
+
+    skip = get_keys_to_not_convert(model) + list(getattr(model, "_keep_in_fp32_modules", None) or [])
+    found = {}
+    for name, module in model.named_modules():
+        conv1d = type(module).__name__ == "Conv1D"
+        if (conv1d or type(module) is nn.Linear) and should_convert_module(name, skip) and f"{name}.weight" in keys:
+            found[f"{name}.weight"] = conv1d
+    return found
+
+
+def plan(source: str, adapter_dir: Path, trust_remote_code: bool = False, four_bit: FourBit | None = None) -> Plan:
+    """The streamed merge of the adapter in `adapter_dir` into the base `source` (with `four_bit`: into that base
+    as 4-bit quantised and de-quantised, as QLoRA trained on it); NotStreamable says why not."""
     from safetensors.torch import load_file
 
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
@@ -202,6 +248,8 @@ def plan(source: str, adapter_dir: Path, trust_remote_code: bool = False) -> Pla
         layers.setdefault(split[0], {})[LORA_PARTS[split[1]]] = tensor.float()
     for module_name, parts in layers.items():
         add_layer(result, config, model, module_name, parts, keys)
+    if four_bit is not None:
+        result.four_bit, result.quantised = four_bit, quantised_weights(model, keys)
     return result
 
 
@@ -222,7 +270,9 @@ def add_layer(result: Plan, config: dict[str, Any], model: Any, name: str, parts
         if "E" not in parts or layer == "embedding":
             raise NotStreamable(f"{name}: an AdaLoRA layer without lora_E, or on an embedding")
         alpha, init_r = config.get("lora_alpha", 8), int(config.get("init_r", 12))
-        delta = Delta("adalora", parts, float(alpha if alpha > 0 else init_r), fan_in_fan_out, float(init_r))
+        resized = any(key.rsplit(".", 1)[0] == name for key in config.get("rank_pattern") or {})
+        delta = Delta("adalora", parts, float(alpha if alpha > 0 else init_r), fan_in_fan_out, float(init_r),
+                      in_base_dtype=resized)
     else:
         r = int(pattern_value(config.get("rank_pattern"), name, config["r"]))
         alpha = pattern_value(config.get("alpha_pattern"), name, config["lora_alpha"])

@@ -70,6 +70,8 @@ def merge_shards(plan: Plan, dtype: torch.dtype, out: Path, log: Callable[[str],
 
             def produce(key: str) -> torch.Tensor:
                 tensor = plan.replace[key] if key in plan.replace else f.get_tensor(key)
+                if plan.four_bit is not None and key in plan.quantised and key not in plan.replace:
+                    tensor = plan.four_bit.roundtrip(tensor, plan.quantised[key])  # the weight QLoRA trained on
                 if tensor.is_floating_point():
                     tensor = tensor.to(dtype)  # as from_pretrained(dtype=...) casts the base before PEFT merges
                 if key in plan.deltas:

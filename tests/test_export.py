@@ -49,7 +49,7 @@ def runs(root: Path) -> Any:
             method, _, arch = name.partition("@")
             extra: dict[str, Any] = {"hardware": {"mixed_precision": "no"}}
             if arch:
-                extra["base_model"] = str(gpt2_folder(root))
+                extra["base_model"] = str(gpt2_folder(root) if arch == "gpt2" else sharded_folder(root, arch))
             if method == "adalora":
                 extra["method_specific"] = {"target_modules": "all-linear", "init_r": 8, "target_r": 4, "deltaT": 1}
             run, _, code = train(store, make_config(method, training=STEPS, **extra), dataset)
@@ -63,6 +63,18 @@ def runs(root: Path) -> Any:
 def gpt2_folder(root: Path) -> Path:
     """A tiny random GPT-2 (Conv1D layers, weights stored in x out) with the built-in tokenizer."""
     return save_tiny_model(root / "gpt2", "gpt2")
+
+
+def sharded_folder(root: Path, arch: str) -> Path:
+    """A tiny random `arch` model saved in several safetensors shards (an index beside them), as large models are."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = root / f"{arch}-sharded"
+    if not (folder / "model.safetensors.index.json").is_file():
+        single = save_tiny_model(root / arch, arch)
+        AutoModelForCausalLM.from_pretrained(str(single)).save_pretrained(str(folder), max_shard_size="100KB")
+        AutoTokenizer.from_pretrained(str(single)).save_pretrained(str(folder))
+    return folder
 
 
 def base_of(run: RunDir, dtype: torch.dtype = torch.float32) -> Any:
@@ -173,6 +185,18 @@ def test_qlora_merges_into_the_dequantised_base(runs: Any, tmp_path: Path) -> No
     in_bf16 = load_merged(Path(export(run.path, tmp_path / "bf16", merged=True, dtype="bf16")["out"]))
     assert_plain(in_bf16, torch.bfloat16)
     assert gap(logits(in_bf16), logits(adapter_model(run, torch.bfloat16))) < BF16_TOLERANCE
+    # --qlora-base 4bit: into the NF4 base de-quantised, the weights it trained on: the model as trained, to rounding
+    result = export(run.path, tmp_path / "4bit", merged=True, dtype="fp32", qlora_base="4bit")
+    assert result["merge_path"] == "streaming" and result["qlora_base"] == "4bit" and "nf4" in result["merge_path_reason"]
+    on_4bit = load_merged(Path(result["out"]))
+    assert_plain(on_4bit, torch.float32)
+    print(f"QLoRA merged into the de-quantised 4-bit base vs the trained 4-bit model: "
+          f"{(logits(on_4bit) - logits(trained)).abs().mean():.2e} mean |logit gap|")
+    assert gap(logits(on_4bit), logits(trained)) < FP32_TOLERANCE
+    with pytest.raises(EngineError, match="applies to QLoRA runs"):
+        export(runs["lora"].path, tmp_path / "x", merged=True, qlora_base="4bit")
+    with pytest.raises(EngineError, match="needs the streamed merge"):
+        export(run.path, tmp_path / "x", merged=True, qlora_base="4bit", merge_path="in-memory")
 
 
 @pytest.mark.parametrize("method", ["ia3", "adalora"])
@@ -234,6 +258,66 @@ def test_refusals(runs: Any, store: RunStore, tmp_path: Path) -> None:
             export(run.path, foreign, force=force)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "runs"]
+
+
+def tensors(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    found: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        found.update(load_file(str(file)))
+    return found
+
+
+@pytest.mark.parametrize("name", ["lora", "lora@gpt2", "lora@qwen2", "qlora", "adalora"])
+def test_streamed_merge_equals_the_in_memory_merge(runs: Any, name: str, tmp_path: Path) -> None:
+    """A LoRA-family adapter on a safetensors base merges shard by shard by default: the very tensors PEFT's
+    in-memory merge_and_unload gives (fp32 and bf16), a folder plain from_pretrained loads, the adapter's logits."""
+    run = runs[name]
+    for dtype in ("fp32", "bf16"):
+        streamed = export(run.path, tmp_path / f"streamed-{dtype}", merged=True, dtype=dtype)
+        in_memory = export(run.path, tmp_path / f"in-memory-{dtype}", merged=True, dtype=dtype, merge_path="in-memory")
+        assert streamed["merge_path"] == "streaming" and "one shard at a time" in streamed["merge_path_reason"]
+        assert in_memory["merge_path"] == "in-memory" and "asked for" in in_memory["merge_path_reason"]
+        a, b = tensors(Path(streamed["out"])), tensors(Path(in_memory["out"]))
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), dtype
+    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32")["out"])
+    merged = load_merged(out)
+    assert_plain(merged, torch.float32)
+    assert merged.config.use_cache is True and json.loads((out / MANIFEST).read_text())["merge_path"] == "streaming"
+    assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
+    assert gap(logits(merged), logits(base_of(run))) > 1e-4
+    assert {"tokenizer.json", "generation_config.json", "README.md", "config.json"} <= {p.name for p in out.iterdir()}
+    if name == "lora@qwen2":  # the base's shards and index carried over, the total size that of the fp32 tensors
+        index = json.loads((out / "model.safetensors.index.json").read_text())
+        source = json.loads((Path(run.config()["base_model"]) / "model.safetensors.index.json").read_text())
+        assert index["weight_map"] == source["weight_map"] and len(set(index["weight_map"].values())) > 2
+        assert index["metadata"]["total_size"] == sum(t.numel() * 4 for t in tensors(out).values())
+
+
+def test_other_methods_merge_in_memory_and_say_why(runs: Any, tmp_path: Path) -> None:
+    result = export(runs["ia3"].path, tmp_path / "ia3", merged=True, dtype="fp32")
+    assert result["merge_path"] == "in-memory" and "own hook" in result["merge_path_reason"]
+    with pytest.raises(EngineError, match="streamed merge does not apply"):
+        export(runs["ia3"].path, tmp_path / "forced", merged=True, merge_path="streaming")
+    assert export(runs["lora"].path, tmp_path / "adapter")["merge_path"] is None
+
+
+def test_installed_cli_merges_shard_by_shard_from_an_empty_folder(runs: Any, tmp_path: Path) -> None:
+    """`.venv/bin/lf-tui export RUN --out DIR --merged` in a folder holding only ./runs, as the README shows."""
+    import shutil
+
+    run = runs["lora@qwen2"]
+    shutil.copytree(run.path, tmp_path / "runs" / run.path.name)
+    env = {k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}
+    proc = subprocess.run([str(Path(sys.executable).with_name("lf-tui")), "export", run.run_id, "--out", "merged",
+                           "--merged"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "merged shard by shard (streaming)" in proc.stdout and "model-00001-of-" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    merged = load_merged(tmp_path / "merged")
+    assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
 
 
 def lf_tui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,9 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--merged", action="store_true",
                    help="fold the trained weights into the base weights: a plain transformers model")
     p.add_argument("--dtype", choices=DTYPES, help="the merged model's dtype (default: the base model's own)")
+    p.add_argument("--qlora-base", choices=("full", "4bit"),
+                   help="QLoRA with --merged: into the full-precision base (default), or into the 4-bit base "
+                        "de-quantised, the weights it trained on (4bit)")
     p.add_argument("--force", action="store_true", help="replace a previous export in --out")
     p.add_argument("--json", action="store_true", help="print one JSON object (files, bytes, ...)")
     add_runs_dir(p)
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().absolute()  # the engine runs in the project's folder, not ours
     cmd = [sys.executable, "-m", "engine.export", str(found.path.resolve()), "--out", str(out)]
     cmd += ["--merged"] * args.merged + ["--force"] * args.force + (["--dtype", args.dtype] if args.dtype else [])
+    cmd += ["--qlora-base", args.qlora_base] if args.qlora_base else []
     if not args.json:
         what = "merging the trained weights into the base model" if args.merged else "copying the trained weights"
         console.err().print(f"[dim]{what} of run {escape(found.run_id)}…[/dim]")
@@ -79,6 +83,9 @@ def show(result: dict[str, Any]) -> None:
     for item in result["files"]:
         out.print(f"  {size(item['bytes']):>10}  {escape(item['name'])}")
     out.print(f"  {size(result['total_bytes']):>10}  in all")
+    if result.get("merge_path"):
+        how = "shard by shard" if result["merge_path"] == "streaming" else "in memory"
+        out.print(f"merged {how} ({result['merge_path']}): {escape(result.get('merge_path_reason') or '')}")
     if result.get("merge_refusal"):
         out.print(f"not merged: {escape(result['merge_refusal'])}")
     out.print("README.md says how to load it.")
