@@ -136,6 +136,9 @@ def _free(runtime: Any) -> None:
 
 def after_training(trainer: Any, weights: Path, log: Any) -> dict[str, Any]:
     """The figures of a run that has just trained, timed on its model as it is in memory (its device, its dtype)."""
+    import time
+
+    started = time.perf_counter()
     try:
         from engine.models import load_tokenizer
 
@@ -145,6 +148,7 @@ def after_training(trainer: Any, weights: Path, log: Any) -> dict[str, Any]:
     except Exception as exc:
         figures = {"adapter_bytes": None, "merged_bytes": None, "first_token_s": None, "tokens_per_s": None,
                    "device": None, "not_measured": _why(exc)}
+    figures["measure_s"] = round(time.perf_counter() - started, 3)  # within the run's training time, as saving is
     log("warning" if figures.get("not_measured") else "info", "deployment figures: " + describe(figures))
     return figures
 
