@@ -127,3 +127,27 @@ def test_formats() -> None:
         "—", "512 B", "2.0 KiB", "150 MiB", "14.2 GiB"]
     assert [seconds(s) for s in (None, 0.00085, 0.0186, 1.234)] == ["—", "850 µs", "18.6 ms", "1.23 s"]
     assert [rate(r) for r in (None, 7.25, 1234.4)] == ["—", "7.2", "1,234"]
+
+
+async def test_the_run_view_s_summary_shows_the_figures(trained: RunDir) -> None:
+    from textual.widgets import Static
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.run_screen import RunScreen
+    from lf_tui.screens.runs_screen import RunsScreen
+    from tests.tui_helpers import wait_for
+
+    app = LfTuiApp(runs_dir=trained.path.parent)
+    fields = run_text.deployment_fields((trained.summary() or {})["deployment"])
+
+    def summary_text() -> str:
+        return str(app.screen.query_one("#summary", Static).render()) if isinstance(app.screen, RunScreen) else ""
+
+    async with app.run_test(size=(150, 46)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.current_id == trained.run_id,
+                       what="the run listed")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "tokens/s" in summary_text(), what="the summary")
+        text = summary_text()
+        assert f"adapter size {fields['adapter size']}" in text and f"tokens/s {fields['tokens/s']}" in text
