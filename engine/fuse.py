@@ -253,8 +253,10 @@ def record(run: RunDir, first: Parent, parents: list[Parent], recipe: dict[str, 
                                   "started": time.time()})  # "running" while its figures are measured
     emitter = Emitter(run.events_path)
     try:
+        adapter_params, base_params = parameter_counts(run, first)
         emitter.emit(RunStarted(run_id=run.run_id, method=first.cfg.method_name, base_model=first.cfg.base_model,
-                                device="cpu", pid=os.getpid()))
+                                device="cpu", precision="fp32", trainable_params=adapter_params,
+                                total_params=adapter_params + base_params, pid=os.getpid()))
         parts = " + ".join(f"{w:g} x {p.run.run_id}" for p, w in zip(parents, recipe["weights"]))
         emitter.emit(Log(level="info", message=f"fused {parts} ({recipe['combination']}"
                                                + (f", density {recipe['density']:g}" if recipe["density"] else "")
@@ -280,6 +282,25 @@ def record(run: RunDir, first: Parent, parents: list[Parent], recipe: dict[str, 
         emitter.emit(Finished(status="completed", summary=summary))
     finally:
         emitter.close()
+
+
+def parameter_counts(run: RunDir, first: Parent) -> tuple[int, int]:
+    """(the fused adapter's values, the base model's parameters), for the run's header; 0 where unreadable."""
+    from safetensors import safe_open
+
+    from engine import deployment
+
+    adapter = 0
+    try:
+        with safe_open(str(run.weights_dir / "adapter_model.safetensors"), "pt") as f:
+            adapter = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    except OSError:
+        pass
+    try:
+        base = deployment.base_parameters(first.cfg)
+    except Exception:  # a header figure: never a reason to fail the fusion
+        base = 0
+    return adapter, base
 
 
 def _json_result(compute: Any) -> int:
