@@ -270,6 +270,7 @@ def model_card(run: Any, cfg: Any, manifest: dict[str, Any], out: Path, refusal:
         f"# {cfg.method_name} fine-tune of {cfg.base_model}", "",
         f"Exported by lf-tui from run `{run.run_id}` ({summary.get('status', 'unfinished')}): {what}; weights from "
         f"{manifest['weights_from']}.", "",
+        *([f"Merged {manifest['merge_path']}: {manifest['merge_path_reason']}.", ""] if manifest.get("merge_path") else []),
         f"## Method: {cfg.method_name}", "", settings, "",
         "## Base model", "", f"`{cfg.base_model}`", "",
         "## Data", "", f"- dataset: `{meta.get('dataset') or 'the bundled sample dataset'}`",

@@ -288,6 +288,7 @@ def test_streamed_merge_equals_the_in_memory_merge(runs: Any, name: str, tmp_pat
     assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
     assert gap(logits(merged), logits(base_of(run))) > 1e-4
     assert {"tokenizer.json", "generation_config.json", "README.md", "config.json"} <= {p.name for p in out.iterdir()}
+    assert "Merged streaming: the base is" in (out / "README.md").read_text()
     if name == "lora@qwen2":  # the base's shards and index carried over, the total size that of the fp32 tensors
         index = json.loads((out / "model.safetensors.index.json").read_text())
         source = json.loads((Path(run.config()["base_model"]) / "model.safetensors.index.json").read_text())
