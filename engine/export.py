@@ -1,4 +1,4 @@
-"""`python -m engine.export RUN_DIR --out DIR [--merged] [--dtype D] [--force]`: a run's model as a folder to share."""
+"""`python -m engine.export RUN_DIR --out DIR [--merged] [--dtype D] [--merge-path P] [--qlora-base B] [--force]`."""
 
 from __future__ import annotations
 
