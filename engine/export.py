@@ -1,4 +1,4 @@
-"""`python -m engine.export RUN_DIR --out DIR [--merged] [--dtype D] [--merge-path P] [--qlora-base B] [--force]`."""
+"""`python -m engine.export RUN --out DIR [--merged] [--dtype D] [--merge-path P] [--qlora-base B]`: a run's model to share."""
 
 from __future__ import annotations
 
