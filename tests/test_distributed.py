@@ -72,22 +72,32 @@ def test_two_processes_train_like_one_at_the_same_global_batch(store, learnable_
     assert run.summary()["status"] == "completed" and (run.weights_dir / "adapter_model.safetensors").is_file()
 
 
-def test_cancel_stops_both_ranks_after_a_checkpoint_and_resume_completes(store, learnable_dataset) -> None:
-    cfg = make_config("lora", training={"max_steps": 300, "batch_size": 2}, hardware=two())
-    run, proc = start_run(store, cfg, learnable_dataset)
-    before = _steps_until(proc, 2)
-    assert run.cancel() is None  # SIGTERM to the engine, as `lf-tui cancel` sends it
+def _cancel_after(proc: Any, step: int, cancel: Any) -> int:
+    """Cancel once `step` is reached; the step the run stopped (and checkpointed) at."""
+    before = _steps_until(proc, step)
+    cancel()
     rest = list(proc.events())
     assert proc.wait(60) == 130
     assert isinstance(rest[-1], Finished) and rest[-1].status == "cancelled"
     checkpoint = next(e for e in rest if isinstance(e, Checkpoint))
     last = max(e.step for e in before + rest if isinstance(e, Step))
     assert checkpoint.step == last
+    return last
+
+
+def test_cancel_stops_both_ranks_after_a_checkpoint_and_resume_completes(store, learnable_dataset) -> None:
+    """Cancel from the app (a `cancel` line, as Ctrl+C sends) and from `lf-tui cancel` (SIGTERM): both ranks stop
+    after one checkpoint; --resume continues with the same world size and refuses another."""
+    cfg = make_config("lora", training={"max_steps": 300, "batch_size": 2}, hardware=two())
+    run, proc = start_run(store, cfg, learnable_dataset)
+    last = _cancel_after(proc, 2, proc.cancel)
     assert {r["status"] for r in read_rank_records(run.path).values()} == {"cancelled"}
     state = json.loads((run.latest_checkpoint() / "trainer_state.json").read_text())
     assert state["world_size"] == 2
     assert sorted(p.name for p in run.latest_checkpoint().glob("rng-rank*.pt")) == ["rng-rank0.pt", "rng-rank1.pt"]
 
+    resumed = launch(run, resume=True)
+    last = _cancel_after(resumed, last + 1, run.cancel)  # SIGTERM to the engine, as `lf-tui cancel` sends it
     document = run.config()
     document["training"]["max_steps"] = last + 2
     run.file("config.json").write_text(json.dumps(document))
