@@ -141,7 +141,8 @@ class Finished(Event):
 @dataclass(slots=True)
 class Error(Event):
     """kind: config, data, model, unsupported_hardware, oom, resume, diverged (NaN/infinite or spiking loss;
-    the message names the step and the last good checkpoint, which is kept), internal."""
+    the message names the step and the last good checkpoint, which is kept), distributed (a rank of a
+    multi-process run died: the message names it and its log), internal."""
 
     type: ClassVar[str] = "error"
     kind: str = "internal"
