@@ -102,14 +102,16 @@ def _segment_types(run: RunDir, start: int) -> set[str]:
 def _dead_rank_error(run: RunDir, dead: list[int], code: int) -> tuple[str, str]:
     """The message naming the rank that died (or failed) first, with its log, and a hint."""
     records = read_rank_records(run.path)
-    failed = [r for r, rec in sorted(records.items()) if rec.get("status") == "failed"]
+    # a rank's own failure before one that only lost its peers (they fail too, a moment later)
+    failed = sorted((r for r, rec in records.items() if rec.get("status") == "failed"),
+                    key=lambda r: (bool(records[r].get("peer_lost")), r))
     rank = dead[0] if dead else (failed[0] if failed else None)
     if rank is None:
         return (f"accelerate launch exited with status {code} before every rank ended; its output is in "
                 f"{run.file('engine.log')}", "a rank could not start: read engine.log")
     record = records.get(rank, {})
     if rank not in dead and record.get("peer_lost"):
-        return (f"rank {rank} lost another rank (on another machine: its run folder's ranks/ logs say why): "
+        return (f"rank {rank} lost contact with another rank (on another machine: its ranks/ logs say why): "
                 f"{record.get('error')}; its log is {rank_log(run.path, rank)}",
                 "read the other machines' rank logs; a single-machine run's checkpoint can be resumed")
     why = record.get("error") or ("it exited without an ending (killed, or out of memory)" if rank in dead
