@@ -313,3 +313,21 @@ def test_qlora_sharding_its_4bit_weights_is_refused_with_what_works(monkeypatch)
     assert "uint8" in error.message and "shard_grad_op" in error.hint
     doc["hardware"]["distributed"]["fsdp"] = {"sharding_strategy": "shard_grad_op"}
     assert validate_config(doc).report.ok
+
+
+def test_the_dead_rank_named_is_the_one_that_failed_first(tmp_path) -> None:
+    from engine.distributed import write_rank_record
+    from engine.run_store import RunDir
+    from engine.supervisor import _dead_rank_error
+
+    run = RunDir(tmp_path)
+    write_rank_record(tmp_path, 0, {"status": "failed", "error": "RuntimeError: Connection closed by peer",
+                                    "peer_lost": True})
+    write_rank_record(tmp_path, 1, {"status": "failed", "error": "OutOfMemoryError: CUDA out of memory"})
+    message, _ = _dead_rank_error(run, [], 1)
+    assert message.startswith("rank 1 died: OutOfMemoryError") and str(rank_log(tmp_path, 1)) in message
+    message, _ = _dead_rank_error(run, [0], 1)  # seen gone without an ending: that one, whatever the others say
+    assert message.startswith("rank 0 died")
+    write_rank_record(tmp_path, 1, {"status": "cancelled"})  # the rank on another machine failed: rank 0 says so
+    message, hint = _dead_rank_error(run, [], 1)
+    assert message.startswith("rank 0 lost contact with another rank") and "other machines" in hint
