@@ -45,7 +45,7 @@ class SystemMonitor:
             return []
         nv, out = self._nvml, []
         try:
-            for i in range(nv.nvmlDeviceGetCount()):
+            for i in visible_indices(nv.nvmlDeviceGetCount()):
                 handle = nv.nvmlDeviceGetHandleByIndex(i)
                 mem, util = nv.nvmlDeviceGetMemoryInfo(handle), nv.nvmlDeviceGetUtilizationRates(handle)
                 name = nv.nvmlDeviceGetName(handle)
@@ -101,3 +101,17 @@ class SystemMonitor:
         if self._thread:
             self._thread.join(timeout=2)
         self.sample()
+
+
+def visible_indices(count: int) -> list[int]:
+    """The GPUs the run may use: CUDA_VISIBLE_DEVICES' indices when it lists them, else every one NVML counts."""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not visible.strip():
+        return list(range(count))
+    try:
+        indices = [int(v) for v in visible.split(",") if v.strip()]
+    except ValueError:  # GPU UUIDs: not mapped to NVML indices here
+        return list(range(count))
+    return [i for i in indices if 0 <= i < count]

@@ -331,3 +331,28 @@ def test_the_dead_rank_named_is_the_one_that_failed_first(tmp_path) -> None:
     write_rank_record(tmp_path, 1, {"status": "cancelled"})  # the rank on another machine failed: rank 0 says so
     message, hint = _dead_rank_error(run, [], 1)
     assert message.startswith("rank 0 lost contact with another rank") and "other machines" in hint
+
+
+def test_system_events_list_the_gpus_the_run_may_use(monkeypatch) -> None:
+    from engine.monitor import SystemMonitor, visible_indices
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_indices(4) == [0, 1, 2, 3]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    assert visible_indices(4) == [1, 3]
+
+    class Nvml:  # four GPUs, each using (index + 1) GiB of 80
+        nvmlDeviceGetCount = staticmethod(lambda: 4)
+        nvmlDeviceGetHandleByIndex = staticmethod(lambda i: i)
+        nvmlDeviceGetMemoryInfo = staticmethod(lambda h: type("M", (), {"used": (h + 1) * 2**30, "total": 80 * 2**30}))
+        nvmlDeviceGetUtilizationRates = staticmethod(lambda h: type("U", (), {"gpu": 10 * h}))
+        nvmlDeviceGetName = staticmethod(lambda h: f"GPU-{h}")
+
+    monitor = SystemMonitor(lambda event: None, 1.0)
+    monitor._nvml = Nvml
+    gpus = monitor.sample().gpus
+    assert [g["index"] for g in gpus] == [1, 3] and gpus[1]["memory_used_mb"] == 4 * 1024
+    from engine.protocol import System
+    from lf_tui.present.gauges import gauges
+    shown = [g.label for g in gauges(System(gpus=gpus))]
+    assert shown == ["GPU1 mem", "GPU1 util", "GPU3 mem", "GPU3 util"]  # the run view: one gauge per GPU
