@@ -101,6 +101,7 @@ def main() -> int:
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--shard-mb", type=int, default=100)
+    parser.add_argument("--dtypes", default="fp32,bf16", help="the merged dtypes to measure, comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="merge-memory-") as tmp:
         root = Path(tmp)
@@ -108,7 +109,7 @@ def main() -> int:
         shards = sorted(p.stat().st_size for p in base.glob("*.safetensors"))
         floor, _, _ = peak_rss(["-c", "import torch, transformers, safetensors"], root)
         rows = []
-        for dtype in ("fp32", "bf16"):
+        for dtype in args.dtypes.split(","):
             outs = {}
             for path in ("streaming", "in-memory"):
                 out = root / f"{path}-{dtype}"

@@ -184,3 +184,20 @@ def test_a_hub_id_resolves_to_its_cached_snapshot(bases: dict[str, Path], tmp_pa
     assert base_folder("someone/tiny-llama") == snapshot
     lora = make_adapter(bases["llama"], "LoraConfig", dict(r=2, target_modules=["q_proj"]), tmp_path / "lora")
     assert plan("someone/tiny-llama", lora).base_dir == snapshot
+
+
+def test_memory_benchmark_at_toy_size() -> None:
+    """benchmarks/merge_memory.py end to end on a toy model, so it cannot rot: both paths, the same tensors."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "benchmarks/merge_memory.py", "--hidden", "128", "--layers", "1",
+                           "--shard-mb", "5", "--dtypes", "bf16"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert result["shards"] > 1 and [(row["dtype"], row["path"]) for row in result["rows"]] == [
+        ("bf16", "streaming"), ("bf16", "in-memory")]
+    assert all(row["equal_tensors"] and row["peak_rss_mb"] > 0 for row in result["rows"])
