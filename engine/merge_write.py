@@ -101,6 +101,7 @@ def write_config(plan: Plan, dtype: torch.dtype, out: Path, trust_remote_code: b
     config.dtype = dtype
     config.use_cache = True
     config.save_pretrained(str(out))
-    for extra in ("configuration.py", "modeling.py"):  # remote code beside the config travels with it
-        for file in plan.base_dir.glob(f"*{extra}"):
-            shutil.copyfile(file, out / file.name)
+    if trust_remote_code:  # the model's own code beside its config travels with it, as save_pretrained copies it
+        for file in plan.base_dir.glob("*.py"):
+            if not (out / file.name).exists():
+                shutil.copyfile(file, out / file.name)
