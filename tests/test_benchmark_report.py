@@ -65,6 +65,12 @@ def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
     assert gpu["verdict"] == "not measured" and "no GPU" in gpu["why"]  # a CPU run
     latency = checks["max_inference_latency"]
     assert latency["verdict"] == "pass" and latency["value"] == summary["deployment"]["first_token_s"]
+    # the Runs screen's and `lf-tui runs`' bench column
+    from engine.run_store import RunStore
+    from lf_tui.present.runs_table import cells
+
+    (info,) = RunStore(tmp_path / "runs").list()
+    assert cells(info)["bench"] == "✗ fail"
     # the table the CLI prints says the same
     table = lf("report", run.run_id, cwd=tmp_path)
     assert "fail" in table.stdout and "memory_budget" in table.stdout and "not measured" in table.stdout
@@ -74,6 +80,7 @@ def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
     cfg["benchmarks"]["training_efficiency"]["memory_budget"] = "64GiB"
     (run.path / "config.json").write_text(json.dumps(cfg))
     assert report(run)["verdict"] == "incomplete" and verdict(run) == "incomplete"
+    assert cells(info)["bench"] == "… part"
     assert "0 failed" in headline(report(run)) and len(rows(report(run))) == len(result["checks"])
     assert lf("report", run.run_id, cwd=tmp_path).returncode == 0
 
@@ -85,3 +92,34 @@ def test_a_run_without_thresholds_says_how_to_add_them(tmp_path: Path) -> None:
     result = report(RunDir(run_path))
     assert result == {"run_id": "r1", "verdict": "no thresholds", "checks": []}
     assert "add a benchmarks block" in headline(result)
+
+
+async def test_the_comparison_shows_each_runs_checks_side_by_side(tmp_path: Path) -> None:
+    import shutil
+
+    from textual.widgets import DataTable
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.present.report_text import compared
+    from lf_tui.screens.compare_screen import CompareScreen
+    from tests.test_snapshots import FIXTURE_RUNS
+    from tests.tui_helpers import wait_for
+
+    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
+    lora, full = sorted((tmp_path / "runs").iterdir())
+    cfg = json.loads((lora / "config.json").read_text())
+    cfg["benchmarks"] = {"training_efficiency": {"max_training_time": "10s"},
+                         "quality_metrics": {"perplexity_threshold": 1000}}
+    (lora / "config.json").write_text(json.dumps(cfg))
+    rows_ = compared([report(RunDir(lora)), report(RunDir(full))])
+    assert rows_[0] == ("verdict", "fail", "no thresholds")
+    assert rows_[1][0] == "training · max_training_time" and rows_[1][1].startswith("23.0 s ✗ (≤ 10s)")
+    assert rows_[1][2] == "—" and rows_[2][1] == "134 ✓ (≤ 1000)"
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(CompareScreen([RunDir(lora), RunDir(full)]))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen)
+                       and any(t.row_count == 3 for t in app.screen.query("#compare-bench").results(DataTable)),
+                       what="benchmarks table")
+        table = app.screen.query_one("#compare-bench", DataTable)
+        assert [str(c) for c in table.get_row_at(0)] == list(rows_[0])

@@ -10,7 +10,7 @@ from lf_tui.present import run_text
 from lf_tui.present.formatting import shown_path
 from lf_tui.present.gauges import gauges
 from lf_tui.present.methods_table import MATRIX_HEADERS, matrix_rows
-from lf_tui.present.runs_table import COMPACT_KEYS, row
+from lf_tui.present.runs_table import COMPACT_KEYS, SORT_KEYS, row
 
 
 def test_step_line_one_wording_on_one_or_two_lines() -> None:
@@ -44,7 +44,7 @@ def test_runs_row_compact_columns_keep_id_and_status() -> None:
     info = RunInfo("20260101-lora-ab12", Path("x"), method="lora", base_model="m", status="completed", steps=4,
                    total_steps=4, final_loss=1.5)
     assert row(info, COMPACT_KEYS) == ("20260101-lora-ab12", "lora", "completed", "4/4", "1.5", "—")
-    assert len(row(info)) == 12
+    assert len(row(info)) == 13 and row(info)[SORT_KEYS.index("bench")] == "—"  # no benchmarks block
 
 
 def test_matrix_has_one_wording_for_both_front_ends() -> None:
@@ -66,6 +66,7 @@ def test_one_compact_rule_for_both_runs_tables() -> None:
     assert columns_for(80)[0] == COMPACT_KEYS and columns_for(80)[1]["final_loss"] == "loss"
     assert columns_for(200)[0] == SORT_KEYS and columns_for(200)[1]["final_loss"] == "final loss"
     assert "derived_from" in columns_for(160)[0] and "best_loss" not in columns_for(160)[0]
+    assert "bench" in columns_for(160)[0] and "bench" not in columns_for(80)[0]
 
 
 def test_a_viewer_note_makes_views_redraw() -> None:

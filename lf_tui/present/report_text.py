@@ -23,3 +23,26 @@ def headline(report: dict[str, Any]) -> str:
     counts = {v: sum(c["verdict"] == v for c in checks) for v in ("pass", "fail", "not measured")}
     return (f"run {report['run_id']}: {report['verdict']} · {counts['pass']} passed, {counts['fail']} failed, "
             f"{counts['not measured']} not measured")
+
+
+SHORT_MARKS = {"pass": "✓", "fail": "✗", "not measured": "–", "info": ""}
+
+
+def compared(reports: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The comparison's benchmark rows: the verdict, then each threshold any run has, one cell per run
+    ("3.2 s ✓ (≤ 1h)"; "—" where a run's config does not set that threshold)."""
+    out: list[tuple[str, ...]] = [("verdict", *[r["verdict"] for r in reports])]
+    labels: list[str] = []
+    cells: list[dict[str, str]] = []
+    for report in reports:
+        mine = {}
+        for c in report["checks"]:
+            label = f"{GROUPS.get(c['group'], c['group'])} · {c['name']}"
+            if label not in labels:
+                labels.append(label)
+            mark = SHORT_MARKS.get(c["verdict"], "")
+            measured = c["measured"] if c["verdict"] != "not measured" else "not measured"
+            mine[label] = f"{measured} {mark}".strip() + (f" ({c['threshold']})" if c["threshold"] != "-" else "")
+        cells.append(mine)
+    out += [(label, *[mine.get(label, "—") for mine in cells]) for label in labels]
+    return out

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.run_store import RunInfo
+from engine.benchmark_report import verdict
+from engine.run_store import RunDir, RunInfo
 from lf_tui.present.formatting import duration, number
 from lf_tui.present.run_text import deployment_fields
 
@@ -26,6 +27,12 @@ def parents(info: RunInfo) -> str | None:
     return "+".join(short_id(p) for p in info.derived_from) or None
 
 
+def bench(info: RunInfo) -> str | None:
+    """The run against its config's benchmarks block (`lf-tui report`): pass, fail, incomplete; None without one."""
+    found = verdict(RunDir(info.path))
+    return None if found == "no thresholds" else found
+
+
 COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("run", "run", lambda r: r.run_id),
     ("method", "method", lambda r: r.method),
@@ -35,6 +42,7 @@ COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("final_loss", "final loss", lambda r: r.final_loss),
     ("best_loss", "best loss", lambda r: r.best_loss),
     ("derived_from", "from", parents),
+    ("bench", "bench", bench),
     ("adapter_bytes", "adapter", _figure("adapter_bytes")),
     ("tokens_per_s", "tok/s", _figure("tokens_per_s")),
     ("duration", "duration", lambda r: r.duration_s),
@@ -47,7 +55,8 @@ COMPACT_KEYS = ["run", "method", "status", "steps", "final_loss", "duration"]
 COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
 COMPACT_BELOW = 120  # terminal columns
 # up to WIDE_FROM columns: a fused run's parents instead of the best loss, no deployment figures
-MEDIUM_KEYS = ["run", "method", "base_model", "status", "steps", "final_loss", "derived_from", "duration", "started"]
+MEDIUM_KEYS = ["run", "method", "base_model", "status", "steps", "final_loss", "derived_from", "bench", "duration",
+               "started"]
 WIDE_FROM = 180
 
 
@@ -73,6 +82,9 @@ def sort_runs(runs: list[RunInfo], key: str, descending: bool) -> list[RunInfo]:
     return sorted(present, key=getter, reverse=descending) + missing
 
 
+BENCH_MARKS = {"pass": "✓ pass", "fail": "✗ fail", "incomplete": "… part", "unreadable": "?"}
+
+
 def cells(info: RunInfo) -> dict[str, str]:
     """A run's cells by column key."""
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)) if info.started else "—"
@@ -81,7 +93,8 @@ def cells(info: RunInfo) -> dict[str, str]:
     return {"run": info.run_id, "method": info.method or "?", "base_model": info.base_model or "?",
             "status": info.status + (" ⚠" if info.problems else ""), "steps": steps,
             "final_loss": number(info.final_loss), "best_loss": number(info.best_loss),
-            "derived_from": parents(info) or "—", "adapter_bytes": figures["adapter size"],
+            "derived_from": parents(info) or "—", "bench": BENCH_MARKS.get(bench(info) or "", "—"),
+            "adapter_bytes": figures["adapter size"],
             "tokens_per_s": figures["tokens/s"], "duration": duration(info.duration_s), "started": started}
 
 

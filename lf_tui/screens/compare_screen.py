@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,9 +12,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import Worker, get_current_worker
 
+from engine.benchmark_report import report
 from engine.run_store import RunDir
 from lf_tui.present import run_text
 from lf_tui.present.config_diff import config_differences
+from lf_tui.present.report_text import compared
 from lf_tui.run_replay import ReplayedRun, replay_run
 from lf_tui.widgets.plots import CurvePlot
 
@@ -34,6 +38,8 @@ class CompareScreen(Screen[None]):
             yield CurvePlot("training loss", id="compare-plot")
             yield Label("Summary", classes="title")
             yield DataTable(id="compare-summary", cursor_type="none")
+            yield Label("Benchmarks (each config's thresholds: lf-tui report RUN)", classes="title")
+            yield DataTable(id="compare-bench", cursor_type="none")
             yield Label("Config differences (only keys that differ)", classes="title")
             yield DataTable(id="compare-config", cursor_type="none")
         yield Footer()
@@ -44,15 +50,16 @@ class CompareScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def load(self) -> None:
         records = [replay_run(r) for r in self.runs]  # disk reads off the event loop
+        reports = [report(r) for r in self.runs]
         if not get_current_worker().is_cancelled:  # the screen was left meanwhile
-            self.app.call_from_thread(self.show, records)
+            self.app.call_from_thread(self.show, records, reports)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.error is not None:
             self.query_one("#compare-title", Label).update(f"Comparing {len(self.runs)} runs: cannot read them")
             self.notify(f"cannot read the runs: {event.worker.error}", severity="error", timeout=10)
 
-    def show(self, records: list[ReplayedRun]) -> None:
+    def show(self, records: list[ReplayedRun], reports: list[dict[str, Any]] | None = None) -> None:
         if not self.is_attached:
             return
         self.records = records
@@ -66,6 +73,12 @@ class CompareScreen(Screen[None]):
         columns = [dict(run_text.summary_rows(r.summary or {})) for r in records]
         for label in run_text.compared_labels([r.summary or {} for r in records]):
             summary.add_row(label, *[column.get(label, "—") for column in columns])
+        bench: DataTable[str] = self.query_one("#compare-bench", DataTable)
+        bench.add_column("")
+        for name in names:
+            bench.add_column(name)
+        for bench_row in compared(reports or [report(r.run) for r in records]):
+            bench.add_row(*bench_row)
         diff: DataTable[str] = self.query_one("#compare-config", DataTable)
         diff.add_column("key")
         for name in names:
