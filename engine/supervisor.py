@@ -37,6 +37,7 @@ class Supervisor:
         self.signalled: set[int] = set()
         self.dead: list[int] = []  # ranks seen gone without an ending, in the order seen
         self.popen: subprocess.Popen[bytes] | None = None
+        self.released: str | None = None  # the ranks' status, once they all ended cleanly and the lock was let go
 
     def request_cancel(self, reason: str) -> None:
         self.cancel_reason = self.cancel_reason or reason
@@ -67,12 +68,28 @@ class Supervisor:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.world.processes_per_machine)))
         self.popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, cwd=str(self.run.path))
 
-    def watch(self) -> int:
-        """Until accelerate exits: forward cancels to the ranks, note ranks that die; its exit status."""
+    def ended_cleanly(self, records: dict[int, dict[str, Any]]) -> str | None:
+        """The status every local rank ended with, once each has recorded a clean ending (else None)."""
+        first = self.machine_rank * self.world.processes_per_machine
+        mine = [records.get(first + i, {}).get("status") for i in range(self.world.processes_per_machine)]
+        return mine[0] if mine[0] in EXIT_CODES and all(s == mine[0] for s in mine) else None
+
+    def watch(self, release: Any = None) -> int:
+        """Until accelerate exits: forward cancels to the ranks, note ranks that die; its exit status. Once every
+        local rank has ended cleanly, `release()` (the run's lock: a resume may start while the ranks tear down)."""
         assert self.popen is not None
         while True:
             code = self.popen.poll()
+            if self.released is not None:  # the run is over here; a new segment may own the folder already
+                if code is not None:
+                    return code
+                time.sleep(POLL_S)
+                continue
             records = read_rank_records(self.run.path)
+            status = self.ended_cleanly(records)
+            if status is not None and release is not None and release():
+                self.released = status
+                continue
             for rank, record in records.items():
                 alive = process_alive(int(record.get("pid", 0) or 0), record.get("create_time"))
                 if record.get("status") == "running" and not alive and rank not in self.dead:
@@ -133,6 +150,18 @@ def _end_here(run: RunDir, emitter: Emitter, status: str, message: str = "", hin
     return exit_code(status)
 
 
+def _release_after_ending(run: RunDir, start: int, main_machine: bool, emitter: Emitter | None,
+                          lock: RunLock) -> bool:
+    """Write this machine's ending (another machine's record; rank 0 wrote the main one's) and let the lock go;
+    False while rank 0 has not written its ending yet (the next poll tries again)."""
+    if main_machine and "finished" not in _segment_types(run, start):
+        return False
+    if not main_machine and emitter is not None:
+        statuses = [r.get("status") for r in read_rank_records(run.path).values()]
+        _end_here(run, emitter, str(statuses[0]))
+        emitter.close()
+    lock.release()
+    return True
 def supervise(run_dir: Path, resume: bool, launched_at: float | None) -> int:
     from engine.control import catch_early_signals
 
@@ -145,12 +174,12 @@ def supervise(run_dir: Path, resume: bool, launched_at: float | None) -> int:
         print(f"error: {exc}; not starting a second one", file=sys.stderr)
         return LOCKED_EXIT
     try:
-        return _supervise(run, resume, launched_at)
+        return _supervise(run, resume, launched_at, lock)
     finally:
         lock.release()
 
 
-def _supervise(run: RunDir, resume: bool, launched_at: float | None) -> int:
+def _supervise(run: RunDir, resume: bool, launched_at: float | None, lock: RunLock) -> int:
     import psutil
 
     from engine.runner import load_run_config
@@ -178,7 +207,9 @@ def _supervise(run: RunDir, resume: bool, launched_at: float | None) -> int:
                                  f"checkpoints and weights are written on machine 0 "
                                  f"({cfg.hardware.distributed.main_process_ip})"))
     supervisor.start()
-    code = supervisor.watch()
+    code = supervisor.watch(release=lambda: _release_after_ending(run, start, main_machine, emitter, lock))
+    if supervisor.released is not None:  # ended cleanly and written; the folder may be a new segment's by now
+        return exit_code(supervisor.released)
     try:
         written = _segment_types(run, start)
         if main_machine and "finished" in written:

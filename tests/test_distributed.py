@@ -356,3 +356,41 @@ def test_system_events_list_the_gpus_the_run_may_use(monkeypatch) -> None:
     from lf_tui.present.gauges import gauges
     shown = [g.label for g in gauges(System(gpus=gpus))]
     assert shown == ["GPU1 mem", "GPU1 util", "GPU3 mem", "GPU3 util"]  # the run view: one gauge per GPU
+
+
+async def test_the_app_starts_watches_cancels_and_resumes_a_two_process_run(tmp_path, learnable_dataset) -> None:
+    from textual.widgets import DataTable
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.run_screen import RunScreen
+    from lf_tui.screens.runs_screen import RunsScreen
+    from lf_tui.widgets.dialogs import ConfirmScreen
+    from tests.tui_helpers import start_from_editor, wait_for
+
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await start_from_editor(pilot, app, {"training": {"max_steps": 300, "batch_size": 2},
+                                             "hardware": two()}, str(learnable_dataset))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state.loss.count >= 2, timeout=180, what="steps")
+        assert screen.state.started.world_size == 2 and screen.state.started.strategy == "ddp"
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="cancel confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.state.finished is not None, timeout=120, what="run to stop")
+        assert screen.state.finished.status == "cancelled"
+        run = screen.run
+        last = json.loads((run.latest_checkpoint() / "trainer_state.json").read_text())["step"]
+        document = run.config()
+        document["training"]["max_steps"] = last + 2
+        run.file("config.json").write_text(json.dumps(document))
+
+        await pilot.press("escape", "f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and
+                       app.screen.query_one("#runs", DataTable).row_count == 1, what="runs listed")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the resumed run's view")
+        resumed = app.screen
+        await wait_for(pilot, lambda: resumed.state.finished is not None and resumed.state.finished.status ==
+                       "completed", timeout=180, what="the resumed run to complete")
+        assert run.summary()["status"] == "completed" and run.summary()["total_steps"] == last + 2
