@@ -53,12 +53,10 @@ class DistributedTrainer(Trainer):
         """The single-process run's batches at the global batch size, this rank's slice of each; a last batch
         too small to give every rank an example is left out of the epoch."""
         t, world = self.cfg.training, self.world_size
-        per = t.batch_size
-        batches = [b for b in batch_order(self.train_set, per * world, t.seed, epoch, self.mode) if len(b) >= world]
-        mine = []
-        for batch in batches:
-            size = math.ceil(len(batch) / world) if len(batch) < per * world else per
-            mine.append(batch[self.rank * size:(self.rank + 1) * size] or batch[-1:])
+        batches = [b for b in batch_order(self.train_set, t.batch_size * world, t.seed, epoch, self.mode)
+                   if len(b) >= world]
+        # a full batch: slices of batch_size; the epoch's last, shorter one: as even as can be (none empty)
+        mine = [batch[self.rank * len(batch) // world:(self.rank + 1) * len(batch) // world] for batch in batches]
         accumulation = t.gradient_accumulation_steps
         return [mine[i:i + accumulation] for i in range(0, len(mine), accumulation)]
 
