@@ -105,6 +105,7 @@ class Eval(Event):
     step: int = 0
     eval_loss: float = 0.0
     perplexity: float = 0.0
+    tasks: dict[str, Any] = field(default_factory=dict)  # monitoring.eval_tasks: name -> {acc, acc_norm, count}
 
 
 @dataclass(slots=True)

@@ -133,6 +133,8 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
             monitor.start()
         trainer.fit()
         extra = trainer.finish(run.weights_dir)
+        if trainer.task_eval is not None:  # the final weights' task scores, as lf-tui eval saves them
+            trainer.task_eval.save(run.path, int(extra.get("weights_step", -1)), cfg)
         from engine.deployment import after_training  # sizes and timings: a failure to measure never fails the run
 
         extra["deployment"] = after_training(trainer, run.weights_dir, log)
@@ -239,6 +241,10 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         from engine.live_controls import LiveControls
 
         trainer.live = LiveControls(trainer, run.path)
+    if cfg.monitoring.eval_tasks:  # multiple-choice tasks scored at each evaluation
+        from engine.task_eval import TaskEval, load_tasks
+
+        trainer.task_eval = TaskEval(load_tasks(cfg.monitoring.eval_tasks), tokenizer, runtime)
     resumed = 0
     if resume:
         checkpoint = run.latest_checkpoint()

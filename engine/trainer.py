@@ -122,6 +122,7 @@ class Trainer:
         self.data_format = ""  # the training data's format, for the summary (set by the runner)
         self.planned_peak_bytes = 0  # the memory planner's estimate (set by the runner)
         self.baseline_rss_mb = 0.0  # on CPU: the process's memory before the model loaded (set by the runner)
+        self.task_eval: Any = None  # engine.task_eval.TaskEval: monitoring.eval_tasks (set by the runner)
         self.live: Any = None  # engine.live_controls.LiveControls: the run folder's control requests (set by the runner)
 
     def resume_from(self, folder: Path) -> None:
@@ -182,6 +183,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             loss_sum, count = self.eval_totals()
+        tasks = self.task_eval.measure(self.model, st.step) if self.task_eval is not None else {}
         self.model.train()
         loss = loss_sum / max(count, 1)
         if not math.isfinite(loss):
@@ -192,7 +194,7 @@ class Trainer:
             st.best_eval_loss, st.best_eval_step, st.evals_since_best = loss, st.step, 0
         else:
             st.evals_since_best += 1
-        self.emit(Eval(step=st.step, eval_loss=loss, perplexity=math.exp(min(loss, 50))))
+        self.emit(Eval(step=st.step, eval_loss=loss, perplexity=math.exp(min(loss, 50)), tasks=tasks))
         self.external_log({"eval/loss": loss}, st.step)
         return loss
 

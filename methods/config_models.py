@@ -95,6 +95,9 @@ class Monitoring(Section):
         0.0, ge=0, description="stop as diverged when a step's loss exceeds N x the recent average; 0 disables"
     )
     system_interval_s: float = Field(2.0, gt=0, le=3600, description="seconds between system events")
+    eval_tasks: list[str] = Field(
+        default_factory=list, description="multiple-choice task files (or `sample`) scored at each evaluation"
+    )
     wandb_project: Optional[str] = Field(None, description="log to this W&B project when wandb is installed")
     tensorboard_log_dir: Optional[str] = Field(None, description="write TensorBoard scalars here")
 

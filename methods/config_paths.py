@@ -42,7 +42,9 @@ def resolve_config_paths(config: Any, base_dir: str | os.PathLike[str]) -> Any:
     base = Path(base_dir).absolute()
     data = config.data.model_copy(update={"eval_path": resolve_path(config.data.eval_path, base)})
     monitoring = config.monitoring.model_copy(
-        update={"tensorboard_log_dir": resolve_path(config.monitoring.tensorboard_log_dir, base, always=True)})
+        update={"tensorboard_log_dir": resolve_path(config.monitoring.tensorboard_log_dir, base, always=True),
+                "eval_tasks": [t if t == "sample" else resolve_path(t, base) or t
+                               for t in config.monitoring.eval_tasks]})
     return config.model_copy(update={"base_model": resolve_path(config.base_model, base), "data": data,
                                      "monitoring": monitoring})
 

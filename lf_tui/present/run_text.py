@@ -80,7 +80,9 @@ def step_line(s: Step, lines: int = 1) -> str:
 
 
 def eval_line(e: Eval) -> str:
-    return f"eval loss {e.eval_loss:.4f}  perplexity {e.perplexity:.2f}"
+    tasks = "".join(f"  {name} acc {r.get('acc', 0):.3f} ({r.get('count', '?')})" for name, r in e.tasks.items()
+                    if isinstance(r, dict))
+    return f"eval loss {e.eval_loss:.4f}  perplexity {e.perplexity:.2f}{tasks}"
 
 
 def event_line(event: Event) -> str | None:
