@@ -5,17 +5,20 @@ equal to the one-run path's (engine.generate.generate), on the built-in Llama an
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.run_store import RunDir, RunStore
-from tests.conftest import LEARNABLE, make_config, train
+from tests.conftest import LEARNABLE, make_config, start_run
 from tests.test_serve import PROMPT, Serving
 from tests.tiny_models import save_tiny_model
 
 STEPS = 3
+PARALLEL = 3  # runs trained at once
+TOKENS = 12  # new tokens per answer (greedy)
 # name -> (method, method_specific, learning rate): rates high enough that 3 steps move every answer off the base's
 BUILTIN: dict[str, tuple[str, dict[str, Any], float]] = {
     "lora": ("lora", {}, 3e-2),
@@ -36,15 +39,27 @@ QWEN2 = {"lora": BUILTIN["lora"], "adapters": BUILTIN["adapters"], "full": BUILT
 
 
 def train_all(root: Path, table: dict[str, tuple[str, dict[str, Any], float]], **extra: Any) -> dict[str, RunDir]:
+    """One short run per entry, PARALLEL at a time (each engine mostly waits on its start-up)."""
     dataset = root / "learnable.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in LEARNABLE))
     store, made = RunStore(root / "runs"), {}
-    for name, (method, specific, lr) in table.items():
-        cfg = make_config(method, training={"max_steps": STEPS, "learning_rate": lr}, method_specific=specific,
-                          **extra)
-        run, _, code = train(store, cfg, dataset)
-        assert code == 0, (run.path / "engine.log").read_text()[-3000:]
-        made[name] = run
+    names = list(table)
+    for first in range(0, len(names), PARALLEL):
+        started = []
+        for name in names[first:first + PARALLEL]:
+            method, specific, lr = table[name]
+            cfg = make_config(method, training={"max_steps": STEPS, "learning_rate": lr}, method_specific=specific,
+                              **extra)
+            started.append((name, *start_run(store, cfg, dataset)))
+        for name, run, proc in started:
+            watchdog = threading.Timer(300, proc.popen.kill)  # a run that hangs is killed: the suite never stalls
+            watchdog.start()
+            try:
+                list(proc.events())
+                assert proc.wait(timeout=300) == 0, (run.path / "engine.log").read_text()[-3000:]
+            finally:
+                watchdog.cancel()
+            made[name] = run
     return made
 
 
@@ -63,7 +78,7 @@ def qwen2_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDir]:
 def alone(run: RunDir, compare_base: bool = False) -> dict[str, Any]:
     from engine.generate import generate
 
-    return generate(run, PROMPT, compare_base=compare_base)
+    return generate(run, PROMPT, max_new_tokens=TOKENS, compare_base=compare_base)
 
 
 def serve_and_check(runs: dict[str, RunDir], kinds: dict[str, str], own_bases: set[str]) -> dict[str, Any]:
@@ -77,7 +92,7 @@ def serve_and_check(runs: dict[str, RunDir], kinds: dict[str, str], own_bases: s
         # the plain base's answer with one LoRA run loaded, then every run: the base must answer the same after
         # bottleneck adapters, prefixes and PEFT layers went into trees that share its weights
         server.ask({"type": "load", "runs": [str(runs[plain].path)]})
-        base_first = server.generate(["base"])["base"]["text"]
+        base_first = server.generate(["base"], max_new_tokens=TOKENS)["base"]["text"]
         events = server.ask({"type": "load", "runs": [str(r.path) for r in runs.values()]})
         loaded = {e["run"]: e for e in events if e["type"] in ("loaded", "error")}
         assert set(loaded) == set(ids.values()), events
@@ -90,7 +105,7 @@ def serve_and_check(runs: dict[str, RunDir], kinds: dict[str, str], own_bases: s
         assert done["bases_loaded"] == 1 + len(own_bases), done
         assert done["models_loaded"] == sum(kinds[name] == "full model" for name in runs)
         targets = list(ids.values())
-        first = server.generate(["base", *targets, "base"])
+        first = server.generate(["base", *targets, "base"], max_new_tokens=TOKENS)
         assert {t: a["text"] for t, a in first.items()} == expected, {t: a.get("error") for t, a in first.items()}
         assert base_first == expected["base"]
         for name, run_id in ids.items():  # every run trained away from the base
@@ -100,13 +115,13 @@ def serve_and_check(runs: dict[str, RunDir], kinds: dict[str, str], own_bases: s
             assert answer["swap_s"] >= 0 and answer["total_s"] > 0
         # back and forth, each target asked twice in a row and interleaved with the others
         order = [*reversed(targets), "base", *targets[::2], *targets[1::2], targets[0], targets[0], "base"]
-        events = server.ask({"type": "generate", "prompt": PROMPT, "targets": order})
+        events = server.ask({"type": "generate", "prompt": PROMPT, "targets": order, "max_new_tokens": TOKENS})
         answers = [e for e in events if e["type"] == "answer"]
         assert [a["target"] for a in answers] == order
         assert all(a["text"] == expected[a["target"]] for a in answers), \
             [(a["target"], a["text"], expected[a["target"]]) for a in answers if a["text"] != expected[a["target"]]]
         streamed = server.ask({"type": "generate", "prompt": PROMPT, "targets": targets, "stream": True,
-                               "partial_every_s": 0})
+                               "partial_every_s": 0, "max_new_tokens": TOKENS})
         finals = [e for e in streamed if e["type"] == "answer"]
         assert [a["text"] for a in finals] == [expected[t] for t in targets]
         for target in targets:
