@@ -26,9 +26,9 @@ How runs share weights:
 - The in-house bottleneck adapters are inserted into their own such tree (one per run, the base weights shared).
 - A full fine-tune is a different model, not an adapter: it is loaded separately as its own model (its answers say
   "separate_model": true).
-- The "base" target answers from the plain base (no adapter in its modules), once per base loaded with the default
-  loader (or per base at all when no run used the default loader), prompted in the data format of the first run
-  loaded on it.
+- The "base" target answers from the plain base (no adapter in its modules), once per base model: from its base
+  loaded with the default loader (else from the one a method loaded itself), preferring the one adapters run on to
+  one loaded in another dtype only for full fine-tunes, prompted in the data format of the first run loaded on it.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Base:
     runtime: Any
     data_format: str
     peft_models: dict[str, Any] = field(default_factory=dict)  # PEFT type -> its PeftModel on this base
+    adapters: int = 0  # runs served on this base's weights (not full fine-tunes, which are models of their own)
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Server:
             place(model, impl, runtime)
             served = Served(run.run_id, cfg.method_name, base, model.eval(), impl, data_format, kind="bottleneck")
         self.served[run.run_id] = served
+        base.adapters += not served.separate_model
         return self._loaded(served, started)
 
     def _load_peft(self, run: RunDir, cfg: Any, impl: MethodImplementation, base: Base, folder: Path, kind: str,
@@ -227,8 +229,14 @@ class Server:
 
     # generating
     def base_targets(self) -> list[Base]:
+        """The bases the "base" target answers from: one per base model, loaded with the default loader if any
+        was, the one adapters run on before one loaded only for full fine-tunes (in their own dtype: fp32 master
+        weights on a GPU)."""
         default = [b for b in self.bases.values() if b.loader == "default"]
-        return default or list(self.bases.values())
+        chosen: dict[tuple[str, Any], Base] = {}
+        for base in sorted(default or self.bases.values(), key=lambda b: b.adapters == 0):
+            chosen.setdefault((base.base_model, base.key[1]), base)
+        return list(chosen.values())
 
     def answers(self, request: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None = None
                 ) -> list[dict[str, Any]]:

@@ -179,3 +179,22 @@ def test_cli_generate_several_runs_and_the_base(runs: dict[str, RunDir]) -> None
     assert single == {"prompt": PROMPT, "completion": alone(a), "base_completion": None}
     bad = lf("generate", "--run", a.run_id, "--run", "nope", "--prompt", PROMPT, cwd=folder)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_the_base_answers_once_per_base_model() -> None:
+    """A base loaded in another dtype only for a full fine-tune (fp32 master weights on a GPU) is not asked again."""
+    from engine.serve import Base, Server
+
+    def base(model: str, dtype: str, loader: str = "default", adapters: int = 0) -> Base:
+        return Base((model, False, "cuda", dtype, loader), model, loader, None, None, None, "alpaca",
+                    adapters=adapters)
+
+    server = Server()
+    for made in (base("m", "float32"), base("m", "bfloat16", adapters=2), base("m", "float32", "qlora", 1),
+                 base("other", "bfloat16", adapters=1)):
+        server.bases[made.key] = made
+    assert [(b.base_model, b.key[3], b.loader) for b in server.base_targets()] == [
+        ("m", "bfloat16", "default"), ("other", "bfloat16", "default")]
+    only_4bit = Server()
+    only_4bit.bases[("m", False, "cpu", "float32", "qlora")] = base("m", "float32", "qlora", 1)
+    assert [b.loader for b in only_4bit.base_targets()] == ["qlora"]
