@@ -137,8 +137,9 @@ class DistributedTrainer(Trainer):
             raise self.guard.fail(self.state.step, "the weights became NaN or infinite")
         if self.sharded:
             self.accelerator.save_state(str(folder.with_name(f".{folder.name}.shards") / SHARDED_STATE))
-        if self.rank == 0:
-            self._save_main()
+        with self.full_weights():
+            if self.rank == 0:
+                self._save_main()
         self.accelerator.wait_for_everyone()
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
@@ -146,6 +147,21 @@ class DistributedTrainer(Trainer):
         torch.save(rng, folder / rank_rng_file(self.rank))
         self.accelerator.wait_for_everyone()
         return folder
+
+    def full_weights(self) -> Any:
+        """Every rank enters; inside, rank 0's unwrapped model holds whole weights (FSDP and ZeRO-3 gather their
+        shards; DDP and ZeRO-2 hold them whole already), so the method's own save writes them as usual."""
+        kind = self.accelerator.distributed_type.value
+        if kind == "FSDP":
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            return FullyShardedDataParallel.summon_full_params(self.model, writeback=False, rank0_only=True,
+                                                               offload_to_cpu=True)
+        if kind == "DEEPSPEED" and self.cfg.hardware.distributed.zero_stage == 3:
+            import deepspeed  # type: ignore[import-not-found]
+
+            return deepspeed.zero.GatheredParameters(list(self.unwrapped.parameters()), modifier_rank=None)
+        return contextlib.nullcontext()
 
     def _save_main(self) -> Path:
         """Trainer.save on the unwrapped model, with the world size in the loop state and the shards moved in."""
@@ -193,13 +209,14 @@ class DistributedTrainer(Trainer):
         if not (st.last_eval_step == st.step and st.eval_losses):
             self.evaluate()  # every rank takes part; Trainer.finish then finds it done
         extra: dict[str, Any] = {}
-        if self.rank == 0:
-            model = self.model
-            self.model = self.unwrapped
-            try:
-                extra = super().finish(weights_dir)
-            finally:
-                self.model = model
+        with self.full_weights():
+            if self.rank == 0:
+                model = self.model
+                self.model = self.unwrapped
+                try:
+                    extra = super().finish(weights_dir)
+                finally:
+                    self.model = model
         self.accelerator.wait_for_everyone()
         self.model = self.unwrapped  # training is over: what follows (the deployment timing) uses the plain model
         return extra
