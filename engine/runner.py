@@ -137,7 +137,8 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
             trainer.task_eval.save(run.path, int(extra.get("weights_step", -1)), cfg)
         from engine.deployment import after_training  # sizes and timings: a failure to measure never fails the run
 
-        extra["deployment"] = after_training(trainer, run.weights_dir, log)
+        if not rank:  # rank 0 (or a single process) measures; the other ranks' summaries are never written
+            extra["deployment"] = after_training(trainer, run.weights_dir, log)
         return _finish(run, emitter, trainer, monitor, "completed", started, extra)
     except Cancelled as exc:
         log("warning", f"cancelled ({exc}); checkpoint saved")
@@ -241,10 +242,13 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         from engine.live_controls import LiveControls
 
         trainer.live = LiveControls(trainer, run.path)
-    if cfg.monitoring.eval_tasks:  # multiple-choice tasks scored at each evaluation
+    if cfg.monitoring.eval_tasks and world == 1:  # multiple-choice tasks scored at each evaluation
         from engine.task_eval import TaskEval, load_tasks
 
         trainer.task_eval = TaskEval(load_tasks(cfg.monitoring.eval_tasks), tokenizer, runtime)
+    elif cfg.monitoring.eval_tasks:
+        log("warning", "monitoring.eval_tasks is scored in single-process runs only: run lf-tui eval on this run's "
+                       "weights when it ends")
     resumed = 0
     if resume:
         checkpoint = run.latest_checkpoint()
