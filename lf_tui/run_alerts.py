@@ -18,6 +18,7 @@ class Alert:
     step: int
     kind: str  # "eval_rising" | "loss_spike"
     message: str
+    ts: float = 0.0  # when the event that raised it was written (a replayed alert is old news)
 
 
 @dataclass

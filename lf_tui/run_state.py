@@ -76,13 +76,13 @@ class RunState:
             self.loss.append(event.step, event.loss)
             self.lr.append(event.step, event.learning_rate)
             add_change_points(self.method_metrics, event.step, event.method_metrics)  # as the summary keeps them
-            self._alert(self.watch.step(event.step, event.loss))
+            self._alert(self.watch.step(event.step, event.loss), event.ts)
         elif isinstance(event, System):
             self.system = event
         elif isinstance(event, Eval):
             self.last_eval = event
             self.eval_loss.append(event.step, event.eval_loss)
-            self._alert(self.watch.eval(event.step, event.eval_loss))
+            self._alert(self.watch.eval(event.step, event.eval_loss), event.ts)
         elif isinstance(event, Log):
             self._log(event.level, event.message)
         elif isinstance(event, RunStarted):
@@ -115,8 +115,9 @@ class RunState:
         elif isinstance(event, Finished):
             self.finished = event
 
-    def _alert(self, alerts: list[Alert]) -> None:
+    def _alert(self, alerts: list[Alert], ts: float) -> None:
         for alert in alerts:
+            alert.ts = ts
             self.alerts.append(alert)
             self._log("warning", f"alert: {alert.message}")
 

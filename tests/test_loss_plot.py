@@ -69,3 +69,17 @@ async def test_run_view_keys_smooth_and_log_the_loss_plot(tmp_path: Path) -> Non
         xs, _ = loss.points()
         labels = plot.plt.build()
         assert str(whole_ticks(xs[0], xs[-1])[-1]) in labels
+
+
+async def test_a_replayed_runs_alerts_are_logged_not_announced(tmp_path: Path) -> None:
+    run_path = tmp_path / "runs" / "20260101-120500-full_finetune-bbbb"
+    shutil.copytree(FIXTURE_RUNS / run_path.name, run_path)
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(RunDir(run_path))
+        screen = app.screen
+        await wait_for(pilot, lambda: isinstance(screen, RunScreen) and screen.state.finished is not None
+                       and screen._alerts_seen == len(screen.state.alerts), what="replayed run drawn")
+        assert screen.state.alerts and "loss spiked" in screen.state.alerts[0].message  # the fixture's spikes
+        assert any(m.startswith("alert: loss spiked") for _, m in screen.state.logs)
+        assert not [n for n in app._notifications if n.title == "alert"]  # old news: no bell, no toast

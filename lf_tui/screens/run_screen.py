@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from rich.markup import escape
@@ -24,6 +25,7 @@ from lf_tui.run_state import RunState
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.plots import POINTS, CurvePlot
 
+FRESH_S = 30.0  # an alert or a control answer older than this (a replay) is logged, not announced
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
@@ -147,16 +149,16 @@ class RunScreen(Screen[None]):
         return f"[b]{escape(run_text.summary_title(summary))}[/b] · {escape(figures)}\nconvergence: {convergence}"
 
     def _tell(self, m: RunState) -> None:
-        """New alerts ring the bell and notify (while the run is live: a replay only logs them); the engine's
-        answers to live controls notify."""
-        live = m.finished is None
+        """New alerts ring the bell and notify, and the engine's answers to live controls notify, when they are
+        fresh (a replay of old events only logs them)."""
+        now = time.time()
         for alert in m.alerts[self._alerts_seen:]:
-            if live:
+            if now - alert.ts < FRESH_S and m.finished is None:
                 self.app.bell()
                 self.notify(alert.message, title="alert", severity="warning", timeout=15)
         self._alerts_seen = len(m.alerts)
         for answer in m.controls[self._controls_seen:]:
-            if live or answer is m.controls[-1]:
+            if now - answer.ts < FRESH_S:
                 self.notify(f"{answer.action.replace('_', ' ')}: {answer.status}"
                             + (f" — {answer.detail}" if answer.detail else ""),
                             severity="warning" if answer.status == "refused" else "information")
