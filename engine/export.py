@@ -19,7 +19,9 @@ KINDS = {"peft": "PEFT adapter", "model": "model (every weight)", "lf-tui": "ada
 MAX_SHARD = "2GB"  # save_pretrained writes safetensors shards of at most this size
 QUANTISED = ("Linear4bit", "Linear8bitLt", "Params4bit", "Int8Params")  # bitsandbytes layers a merge must not leave
 MERGE_PATHS = ("auto", "streaming", "in-memory")
-QLORA_BASES = ("full", "4bit")  # what a QLoRA adapter merges into: the full-precision base, or the 4-bit one de-quantised
+# what a QLoRA adapter merges into: auto (its 4-bit base de-quantised, the weights it trained on, when the
+# streamed merge applies; else the full-precision base, with why), 4bit (insist), full (the unquantised base)
+QLORA_BASES = ("auto", "4bit", "full")
 
 
 def fail(message: str, hint: str = "") -> Exception:
@@ -72,6 +74,11 @@ def staging(out: Path, force: bool) -> Path:
     os.umask(umask)
     stage.chmod(0o777 & ~umask)  # a folder to share, not mkdtemp's private one
     return stage
+
+
+def trained_on_4bit(cfg: Any) -> bool:
+    """A QLoRA run whose base was quantised to 4 bits as it trained."""
+    return cfg.method_name == "qlora" and bool(getattr(cfg.method_specific, "load_in_4bit", False))
 
 
 def resolve_dtype(name: str, cfg: Any) -> str:
@@ -159,12 +166,15 @@ def write_adapter(cfg: Any, weights: Path, tokenizer: Any, stage: Path) -> None:
 
 
 def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype: str = "auto",
-           force: bool = False, merge_path: str = "auto", qlora_base: str = "full") -> dict[str, Any]:
+           force: bool = False, merge_path: str = "auto", qlora_base: str = "auto") -> dict[str, Any]:
     """Write the run's model into `out_dir`: adapter-only (as trained) or merged into plain base weights (streamed
     shard by shard from the base's safetensors files when the adapter is LoRA-family, else in memory: `merge_path`
-    auto chooses, streaming or in-memory insists; a QLoRA run merges into the full-precision base, or with
-    `qlora_base` "4bit" into its base 4-bit quantised and de-quantised as it trained); returns what was written.
+    auto chooses, streaming or in-memory insists; a QLoRA run merges into its base 4-bit quantised and
+    de-quantised as it trained, so the merged model computes what the trained one did (`qlora_base` auto or 4bit),
+    or into the full-precision base ("full"; auto falls back to it, saying why, when the 4-bit merge cannot run));
+    returns what was written.
     Everything goes into a fresh folder first, renamed to `out_dir` once complete."""
+    from engine.errors import EngineError
     from engine.export_stream import four_bit_base, streaming_plan, write_streamed
     from engine.models import load_tokenizer
     from engine.run_store import RunDir
@@ -189,10 +199,21 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
     dtype_name = resolve_dtype(dtype, cfg) if merged else "as trained"
     if qlora_base not in QLORA_BASES:
         raise fail(f"--qlora-base {qlora_base!r}: not one of {', '.join(QLORA_BASES)}")
-    if qlora_base != "full" and not merged:
+    if qlora_base not in ("auto", "full") and not merged:
         raise fail("--qlora-base applies to --merged exports only", "add --merged, or drop --qlora-base")
+    asked, qlora_note = qlora_base, ""
+    if qlora_base == "auto":
+        qlora_base = "4bit" if merged and trained_on_4bit(cfg) else "full"
     four_bit = four_bit_base(run, cfg) if qlora_base == "4bit" else None
-    streamed, reason = streaming_plan(cfg, weights, merge_path, four_bit) if merged else (None, "")
+    try:
+        streamed, reason = streaming_plan(cfg, weights, merge_path, four_bit) if merged else (None, "")
+    except EngineError as exc:
+        if asked != "auto" or four_bit is None:
+            raise
+        # the 4-bit merge needs the streamed one: without it, the full-precision base (and the manifest says why)
+        qlora_base, four_bit, qlora_note = "full", None, f"; QLoRA into the full-precision base: {exc.message}"
+        streamed, reason = streaming_plan(cfg, weights, merge_path, None)
+    reason += qlora_note
     path = None if not merged else ("streaming" if streamed is not None else "in-memory")
     stage = staging(out, force)
     try:
@@ -320,9 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge-path", choices=MERGE_PATHS, default="auto",
                         help="auto: shard by shard from the base's safetensors files when the adapter allows, else in "
                              "memory; streaming or in-memory: that path (streaming fails when it does not apply)")
-    parser.add_argument("--qlora-base", choices=QLORA_BASES, default="full",
-                        help="QLoRA: merge into the full-precision base (full) or into the 4-bit base de-quantised, "
-                             "the weights it trained on (4bit)")
+    parser.add_argument("--qlora-base", choices=QLORA_BASES, default="auto",
+                        help="QLoRA: into the 4-bit base de-quantised, the weights it trained on (auto, the default: "
+                             "falls back to full when that cannot run; 4bit: insist), or the full-precision base (full)")
     args = parser.parse_args(argv)
     return _json_result(lambda: export(args.run_dir, args.out, args.merged, args.dtype, args.force, args.merge_path,
                                        args.qlora_base))

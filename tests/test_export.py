@@ -165,12 +165,13 @@ def test_bf16_merge_writes_bf16_safetensors(runs: Any, tmp_path: Path) -> None:
 
 
 def test_qlora_merges_into_the_dequantised_base(runs: Any, tmp_path: Path) -> None:
-    """Never into 4-bit weights: the merged model is plain fp32, equal to the adapter on the unquantised base, and
-    close (the quantisation error) to the model as trained on the 4-bit base."""
+    """Never into 4-bit weights. By default into the NF4 base de-quantised (the weights it trained on): the merged
+    model computes what the trained one did. With --qlora-base full: plain fp32 equal to the adapter on the
+    unquantised base, and close (the quantisation error) to the model as trained on the 4-bit base."""
     from engine.generate import load_trained_model
 
     run = runs["qlora"]
-    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32")["out"])
+    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32", qlora_base="full")["out"])
     merged = load_merged(out)
     assert_plain(merged, torch.float32)
     assert gap(logits(merged), logits(adapter_model(run))) < FP32_TOLERANCE
@@ -182,11 +183,12 @@ def test_qlora_merges_into_the_dequantised_base(runs: Any, tmp_path: Path) -> No
     print(f"QLoRA: merged vs the trained 4-bit model {to_trained:.3f} mean |logit gap|, fp32 vs 4-bit base "
           f"{quantisation:.3f}")
     assert to_trained < QLORA_VS_4BIT_FACTOR * quantisation
-    in_bf16 = load_merged(Path(export(run.path, tmp_path / "bf16", merged=True, dtype="bf16")["out"]))
+    in_bf16 = load_merged(Path(export(run.path, tmp_path / "bf16", merged=True, dtype="bf16",
+                                      qlora_base="full")["out"]))
     assert_plain(in_bf16, torch.bfloat16)
     assert gap(logits(in_bf16), logits(adapter_model(run, torch.bfloat16))) < BF16_TOLERANCE
-    # --qlora-base 4bit: into the NF4 base de-quantised, the weights it trained on: the model as trained, to rounding
-    result = export(run.path, tmp_path / "4bit", merged=True, dtype="fp32", qlora_base="4bit")
+    # the default (auto, here 4bit): into the NF4 base de-quantised, the weights it trained on: the model as trained
+    result = export(run.path, tmp_path / "4bit", merged=True, dtype="fp32")
     assert result["merge_path"] == "streaming" and result["qlora_base"] == "4bit" and "nf4" in result["merge_path_reason"]
     on_4bit = load_merged(Path(result["out"]))
     assert_plain(on_4bit, torch.float32)
@@ -197,6 +199,9 @@ def test_qlora_merges_into_the_dequantised_base(runs: Any, tmp_path: Path) -> No
         export(runs["lora"].path, tmp_path / "x", merged=True, qlora_base="4bit")
     with pytest.raises(EngineError, match="needs the streamed merge"):
         export(run.path, tmp_path / "x", merged=True, qlora_base="4bit", merge_path="in-memory")
+    # auto, where the 4-bit merge cannot run (here: the in-memory path asked for): the full-precision base, said
+    fallback = export(run.path, tmp_path / "fallback", merged=True, dtype="fp32", merge_path="in-memory")
+    assert fallback["qlora_base"] == "full" and "QLoRA into the full-precision base" in fallback["merge_path_reason"]
 
 
 @pytest.mark.parametrize("method", ["ia3", "adalora"])
@@ -274,14 +279,16 @@ def test_streamed_merge_equals_the_in_memory_merge(runs: Any, name: str, tmp_pat
     """A LoRA-family adapter on a safetensors base merges shard by shard by default: the very tensors PEFT's
     in-memory merge_and_unload gives (fp32 and bf16), a folder plain from_pretrained loads, the adapter's logits."""
     run = runs[name]
+    full = {"qlora_base": "full"} if name == "qlora" else {}  # both paths on the same (unquantised) base
     for dtype in ("fp32", "bf16"):
-        streamed = export(run.path, tmp_path / f"streamed-{dtype}", merged=True, dtype=dtype)
-        in_memory = export(run.path, tmp_path / f"in-memory-{dtype}", merged=True, dtype=dtype, merge_path="in-memory")
+        streamed = export(run.path, tmp_path / f"streamed-{dtype}", merged=True, dtype=dtype, **full)
+        in_memory = export(run.path, tmp_path / f"in-memory-{dtype}", merged=True, dtype=dtype, merge_path="in-memory",
+                           **full)
         assert streamed["merge_path"] == "streaming" and "one shard at a time" in streamed["merge_path_reason"]
         assert in_memory["merge_path"] == "in-memory" and "asked for" in in_memory["merge_path_reason"]
         a, b = tensors(Path(streamed["out"])), tensors(Path(in_memory["out"]))
         assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), dtype
-    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32")["out"])
+    out = Path(export(run.path, tmp_path / "merged", merged=True, dtype="fp32", **full)["out"])
     merged = load_merged(out)
     assert_plain(merged, torch.float32)
     assert merged.config.use_cache is True and json.loads((out / MANIFEST).read_text())["merge_path"] == "streaming"

@@ -18,9 +18,10 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--merged", action="store_true",
                    help="fold the trained weights into the base weights: a plain transformers model")
     p.add_argument("--dtype", choices=DTYPES, help="the merged model's dtype (default: the base model's own)")
-    p.add_argument("--qlora-base", choices=("full", "4bit"),
-                   help="QLoRA with --merged: into the full-precision base (default), or into the 4-bit base "
-                        "de-quantised, the weights it trained on (4bit)")
+    p.add_argument("--qlora-base", choices=("auto", "4bit", "full"),
+                   help="QLoRA with --merged: into the 4-bit base de-quantised, the weights it trained on, so the "
+                        "merged model answers as the trained one (auto, the default; 4bit insists), or into the "
+                        "full-precision base (full)")
     p.add_argument("--force", action="store_true", help="replace a previous export in --out")
     p.add_argument("--json", action="store_true", help="print one JSON object (files, bytes, ...)")
     add_runs_dir(p)
