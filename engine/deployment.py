@@ -3,7 +3,7 @@
 `summary.json`'s "deployment" object: adapter_bytes (the trained weights folder on disk), merged_bytes (the full model
 in the dtype `lf-tui export --merged` writes by default: the base's parameters x bytes a value; a full fine-tune's
 folder as saved; None for a method that cannot merge, with merged_note saying why), first_token_s and tokens_per_s
-(a short greedy generation, timed as the serving process times its answers, engine.serve.complete), new_tokens,
+(a short greedy generation, timed as the serving process times its answers, engine.generation_timing.complete), new_tokens,
 device. A figure that could not be measured is None and `not_measured` says why: measuring never fails a run.
 """
 
@@ -84,7 +84,7 @@ def cache_on(model: Any) -> Iterator[None]:
 def timings(model: Any, impl: Any, tokenizer: Any, runtime: Any, data_format: str) -> dict[str, Any]:
     """first_token_s, tokens_per_s and new_tokens of a short greedy answer, after a one-token warm-up."""
     from engine.generate import format_prompt
-    from engine.serve import complete
+    from engine.generation_timing import complete
 
     text = format_prompt(tokenizer, PROMPT, data_format)
     was_training = getattr(model, "training", False)
