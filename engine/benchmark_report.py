@@ -4,6 +4,8 @@ the Runs screen and the comparison show it."""
 
 from __future__ import annotations
 
+import difflib
+import glob
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -12,7 +14,7 @@ from typing import Any
 
 from engine.protocol import EventReader, RunStarted, System
 from engine.run_store import RunDir
-from methods.config_models import parse_duration
+from methods.config_models import Benchmarks, parse_duration
 from methods.memory_plan import parse_size
 
 PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
@@ -75,26 +77,72 @@ def _gpu_figures(run: RunDir) -> tuple[str, list[float], float]:
 SAMPLE_TASK_NAME = ("sample", "sample_mc")  # `lf-tui eval --tasks sample` saves the bundled file as its stem
 
 
-def _eval_result(run: RunDir, task: str) -> dict[str, Any] | None:
-    """The trained model's result for `task` (a task file's path or stem, `sample`, or an lm-eval name)."""
-    name = Path(task).stem if task.endswith((".jsonl", ".json")) else task
-    name = SAMPLE_TASK_NAME[1] if name == SAMPLE_TASK_NAME[0] else name
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        doc = json.loads((run.path / "eval" / f"{name}.json").read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    trained = (doc.get("models") or {}).get("trained") if isinstance(doc, dict) else None
-    return trained if isinstance(trained, dict) else None
+    return doc if isinstance(doc, dict) else None
+
+
+def _is_limited(doc: dict[str, Any]) -> bool:
+    """Whether an evaluation was limited (one saved before limited ones had their own file: its limit is set)."""
+    return bool(doc.get("limited", doc.get("limit") is not None))
+
+
+def _eval_result(run: RunDir, task: str) -> tuple[dict[str, Any] | None, int | None]:
+    """(the trained model's full result for `task`: a task file's path or stem, `sample`, or an lm-eval name; else
+    the question count of a limited evaluation when only one exists). A limited one is never judged."""
+    name = Path(task).stem if task.endswith((".jsonl", ".json")) else task
+    name = SAMPLE_TASK_NAME[1] if name == SAMPLE_TASK_NAME[0] else name
+    doc = _read(run.path / "eval" / f"{name}.json")
+    trained = (doc.get("models") or {}).get("trained") if doc else None
+    if isinstance(trained, dict) and doc is not None and not _is_limited(doc):
+        return trained, None
+    limited = [d for d in (_read(p) for p in (run.path / "eval").glob(f"{glob.escape(name)}@limit*.json")) if d]
+    limited += [doc] if isinstance(trained, dict) and doc is not None else []
+    counts = [((d.get("models") or {}).get("trained") or {}).get("count") for d in limited]
+    numbers = [c for c in counts if isinstance(c, int)]
+    return None, (max(numbers) if numbers else 0) if limited else None
+
+
+def unknown_keys(bench: Any) -> list[str]:
+    """Problems in the benchmarks block: each unknown key (a typo is otherwise silently ignored), with the
+    nearest known name."""
+    if not isinstance(bench, dict):
+        return [f"benchmarks: must be an object of {', '.join(Benchmarks.model_fields)}"] if bench else []
+    out = []
+    for key, value in bench.items():
+        section = Benchmarks.model_fields.get(key)
+        if section is None:
+            out.append(f"benchmarks.{key}: {_unknown(key, list(Benchmarks.model_fields))}")
+            continue
+        model = section.annotation
+        if not isinstance(value, dict) or model is None or not hasattr(model, "model_fields"):
+            continue
+        out += [f"benchmarks.{key}.{name}: {_unknown(name, list(model.model_fields))}" for name in value
+                if name not in model.model_fields]
+    return out
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    return f"unknown key (did you mean {close[0]}?)" if close else f"unknown key (known: {', '.join(known)})"
 
 
 def report(run: RunDir) -> dict[str, Any]:
-    """{"run_id", "verdict": pass | fail | incomplete | no thresholds, "checks": [Check as dict, ...]}."""
+    """{"run_id", "verdict": pass | fail | incomplete | no thresholds, "checks": [Check as dict, ...],
+    "problems": [the benchmarks block's unknown keys, ...]}."""
     cfg = run.config() or {}
     bench = cfg.get("benchmarks") or {}
+    problems = unknown_keys(bench)
+    if not isinstance(bench, dict):
+        bench = {}
     summary = run.summary() or {}
     checks: list[Check] = []
     unfinished = "" if summary else "the run has not finished (no summary yet)"
-    eff, quality, res = (bench.get(k) or {} for k in ("training_efficiency", "quality_metrics", "resource_metrics"))
+    eff, quality, res = (bench.get(k) if isinstance(bench.get(k), dict) else {}
+                         for k in ("training_efficiency", "quality_metrics", "resource_metrics"))
     if eff.get("max_training_time"):
         t = summary.get("training_time_s")
         checks.append(_check("training_efficiency", "max_training_time", eff["max_training_time"], t,
@@ -125,10 +173,12 @@ def report(run: RunDir) -> dict[str, Any]:
                              unfinished or ("the best eval loss's perplexity" if ppl else "the run has no eval set")))
     minimum = quality.get("minimum_accuracy")
     for task in quality.get("downstream_tasks") or []:
-        result = _eval_result(run, str(task))
+        result, limited_count = _eval_result(run, str(task))
         acc = result.get("acc") if result else None
         why = (f"acc on {result.get('count')} questions (acc_norm {result.get('acc_norm', 0):.3f})" if result
-               else f"not evaluated yet: lf-tui eval {run.run_id} --tasks {task}")
+               else f"not evaluated yet: lf-tui eval {run.run_id} --tasks {task}" if limited_count is None
+               else f"only a limited evaluation ({limited_count} questions) exists; run lf-tui eval {run.run_id} "
+                    f"--tasks {task}")
         if minimum is None:
             checks.append(Check("quality_metrics", str(task), "-", f"{acc:.3f}" if acc is not None else "-",
                                 NOT_MEASURED if acc is None else "info", why, acc))
@@ -159,7 +209,7 @@ def report(run: RunDir) -> dict[str, Any]:
     verdicts = {c.verdict for c in checks}
     verdict = ("no thresholds" if not checks else FAIL if FAIL in verdicts
                else "incomplete" if NOT_MEASURED in verdicts else PASS)
-    return {"run_id": run.run_id, "verdict": verdict, "checks": [asdict(c) for c in checks]}
+    return {"run_id": run.run_id, "verdict": verdict, "checks": [asdict(c) for c in checks], "problems": problems}
 
 
 _CACHE: dict[str, tuple[tuple[float, ...], str]] = {}

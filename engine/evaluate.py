@@ -1,5 +1,7 @@
 """`python -m engine.evaluate RUN_DIR --tasks T...`: multiple-choice accuracy by log-likelihood of a run's trained
-model (and its base with --base), on local task files or lm-eval tasks; each result is saved as RUN/eval/<task>.json.
+model (and its base with --base), on local task files or lm-eval tasks; each result is saved as RUN/eval/<task>.json,
+a limited one (--limit N, fewer questions than the task has) as RUN/eval/<task>@limitN.json: it never replaces the
+full result that `lf-tui report` judges.
 
 Scoring follows lm-eval's multiple-choice tasks: each choice continues the context (joined by a space unless the
 context ends in whitespace); its log-likelihood is the sum of its tokens' log-probabilities given the context and
@@ -138,13 +140,13 @@ def lm_eval_score(model: Any, tokenizer: Any, name: str, runtime: Any, limit: in
 
 
 def resolve_tasks(values: list[str], limit: int | None) -> list[Task | str]:
-    """Task files read (every line checked before a model loads), lm-eval names kept; lm-eval must be installed."""
+    """Task files read (every line checked before a model loads) and cut to `limit` questions, lm-eval names kept;
+    lm-eval must be installed."""
     out: list[Task | str] = []
     for value in values:
         path = task_file(value)
         if path is not None:
-            task = read_task(path)
-            out.append(Task(task.name, task.source, task.questions[:limit] if limit else task.questions))
+            out.append(read_task(path))
         elif importlib.util.find_spec("lm_eval") is None:
             raise EngineError("missing_package", f"{value!r} is not a task file, and the lm-eval package that "
                               "runs named benchmarks (hellaswag, mmlu, arc_easy...) is not installed", LM_EVAL_HINT)
@@ -153,18 +155,29 @@ def resolve_tasks(values: list[str], limit: int | None) -> list[Task | str]:
     return out
 
 
+def limited(task: Task | str, limit: int | None) -> bool:
+    """Whether `limit` leaves out some of the task's questions (an lm-eval task: any limit)."""
+    return limit is not None and (not isinstance(task, Task) or limit < len(task.questions))
+
+
 def _measure(model: Any, tokenizer: Any, tasks: list[Task | str], runtime: Any, limit: int | None) -> list[Any]:
-    return [score(model, tokenizer, t.questions, runtime) if isinstance(t, Task) else
-            lm_eval_score(model, tokenizer, t, runtime, limit) for t in tasks]
+    return [score(model, tokenizer, t.questions[:limit] if limit else t.questions, runtime) if isinstance(t, Task)
+            else lm_eval_score(model, tokenizer, t, runtime, limit) for t in tasks]
+
+
+def result_path(run: RunDir, task: str, limit: int | None = None) -> Path:
+    """RUN/eval/<task>.json; a limited evaluation's RUN/eval/<task>@limit<N>.json."""
+    return run.path / "eval" / (f"{task}@limit{limit}.json" if limit is not None else f"{task}.json")
 
 
 def save(run: RunDir, entry: dict[str, Any]) -> Path:
-    """RUN/eval/<task>.json, keeping a model measured earlier (e.g. the base) that this evaluation did not redo."""
+    """RUN/eval/<task>.json (a limited entry: <task>@limit<N>.json, so the full result stays), keeping a model
+    measured earlier (e.g. the base) that this evaluation did not redo."""
     import json
 
     from lf_common.files import write_json
 
-    path = run.path / "eval" / f"{entry['task']}.json"
+    path = result_path(run, entry["task"], entry["limit"] if entry.get("limited") else None)
     path.parent.mkdir(exist_ok=True)
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -197,7 +210,7 @@ def evaluate(run_dir: Path, values: list[str], base: bool = False, limit: int | 
         entry = {"task": name, "source": source, "run_id": run.run_id, "method": cfg.get("method_name"),
                  "base_model": cfg.get("base_model"), "weights": str(weights.relative_to(run.path)),
                  "normalisation": NORMALISATION if isinstance(task, Task) else "lm-eval's own metrics",
-                 "limit": limit, "measured_at": time.time(),
+                 "limit": limit, "limited": limited(task, limit), "measured_at": time.time(),
                  "models": {key: {**scores[i], "measured_at": time.time()} for key, scores in measured.items()}}
         entry["path"] = str(save(run, dict(entry)))
         results.append(entry)

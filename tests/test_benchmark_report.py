@@ -90,8 +90,40 @@ def test_a_run_without_thresholds_says_how_to_add_them(tmp_path: Path) -> None:
     run_path.mkdir(parents=True)
     (run_path / "config.json").write_text(json.dumps({"method_name": "lora"}))
     result = report(RunDir(run_path))
-    assert result == {"run_id": "r1", "verdict": "no thresholds", "checks": []}
+    assert result == {"run_id": "r1", "verdict": "no thresholds", "checks": [], "problems": []}
     assert "add a benchmarks block" in headline(result)
+
+
+def test_typos_are_problems_and_a_limited_evaluation_is_never_judged(tmp_path: Path) -> None:
+    from engine.evaluate import save
+
+    run = RunDir(tmp_path / "runs" / "r1")
+    run.path.mkdir(parents=True)
+    (run.path / "config.json").write_text(json.dumps({"method_name": "lora", "benchmarks": {
+        "quality_metric": {"perplexity_threshold": 5},
+        "quality_metrics": {"downstream_tasks": ["sample"], "minimum_accuracy": 0.5, "minimum_acuracy": 0.9}}}))
+
+    def entry(count: int, correct: int, limit: int | None) -> dict[str, object]:
+        return {"task": "sample_mc", "source": "s", "limit": limit, "limited": limit is not None,
+                "models": {"trained": {"acc": correct / count, "count": count}}}
+
+    save(run, entry(5, 1, 5))
+    result = report(run)
+    (check,) = result["checks"]
+    assert check["verdict"] == "not measured" and check["value"] is None
+    assert check["why"] == "only a limited evaluation (5 questions) exists; run lf-tui eval r1 --tasks sample"
+    assert result["problems"] == [
+        "benchmarks.quality_metric: unknown key (did you mean quality_metrics?)",
+        "benchmarks.quality_metrics.minimum_acuracy: unknown key (did you mean minimum_accuracy?)"]
+    save(run, entry(40, 30, None))
+    save(run, entry(5, 1, 5))  # a later limited evaluation leaves the full one in place
+    assert sorted(p.name for p in (run.path / "eval").iterdir()) == ["sample_mc.json", "sample_mc@limit5.json"]
+    (check,) = report(run)["checks"]
+    assert check["verdict"] == "pass" and check["value"] == 0.75 and "40 questions" in check["why"]
+    shown = lf("report", "r1", cwd=tmp_path)
+    assert shown.returncode == 0 and "problem: benchmarks.quality_metric: unknown key (did you mean " \
+        "quality_metrics?)" in " ".join(shown.stdout.split())
+    assert json.loads(lf("report", "r1", "--json", cwd=tmp_path).stdout)["problems"] == result["problems"]
 
 
 async def test_the_comparison_shows_each_runs_checks_side_by_side(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.benchmark_report import report
     from lf_tui.cli import console
     from lf_tui.cli.options import resolve_run
-    from lf_tui.present.report_text import HEADERS, headline, rows
+    from lf_tui.present.report_text import HEADERS, headline, problems, rows
 
     found = resolve_run(args.runs_dir, args.run)
     if found is None:
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = console.out()
         out.print(escape(headline(result)))
+        for line in problems(result):
+            out.print(f"[yellow]{escape(line)}[/yellow]")
         if result["checks"]:
             table = Table()
             for header in HEADERS:

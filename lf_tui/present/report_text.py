@@ -17,12 +17,19 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
 def headline(report: dict[str, Any]) -> str:
     checks = report["checks"]
+    if not checks and report.get("problems"):
+        return f"run {report['run_id']}: its benchmarks block sets no known threshold (see the problems below)"
     if not checks:
         return (f"run {report['run_id']}: its config has no benchmarks thresholds (add a benchmarks block: "
                 "training_efficiency, quality_metrics, resource_metrics)")
     counts = {v: sum(c["verdict"] == v for c in checks) for v in ("pass", "fail", "not measured")}
     return (f"run {report['run_id']}: {report['verdict']} · {counts['pass']} passed, {counts['fail']} failed, "
             f"{counts['not measured']} not measured")
+
+
+def problems(report: dict[str, Any]) -> list[str]:
+    """The benchmarks block's problems (unknown keys: a typo'd threshold is otherwise never checked)."""
+    return [f"problem: {p}" for p in report.get("problems") or []]
 
 
 SHORT_MARKS = {"pass": "✓", "fail": "✗", "not measured": "–", "info": ""}
