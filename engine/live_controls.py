@@ -34,6 +34,7 @@ class LiveControls:
             self.trainer.log("info", f"stopping after the evaluation at step {st.step}, as asked "
                                      f"({request.source or 'a viewer'})")
             st.stopped_early = True
+            st.stop_reason = f"stopped after the evaluation at step {st.step}, as asked ({request.source or 'a viewer'})"
             return True
         for request in self.inbox.poll():
             if request.action == "checkpoint":

@@ -71,6 +71,7 @@ class LoopState:
     evals_since_best: int = 0
     last_eval_step: int | None = None
     stopped_early: bool = False
+    stop_reason: str = ""  # why it stopped early, in words (early-stopping patience, or a viewer's stop after eval)
     # the method's figures over time (impl.after_optimizer_step): name -> [[step, value], ...], a point per change
     method_metrics: dict[str, list[list[float]]] = field(default_factory=dict)
 
@@ -312,6 +313,7 @@ class Trainer:
         patience = mon.early_stopping_patience
         if patience and st.last_eval_step == st.step and st.evals_since_best >= patience:
             st.stopped_early = True
+            st.stop_reason = f"no better eval loss in {patience} evaluation(s) (early_stopping_patience)"
             self.log("info", f"stopping early at step {st.step}: no better eval loss in {patience} evaluation(s) "
                              f"(best {st.best_eval_loss:.4f} at step {st.best_eval_step})")
             return True
@@ -341,7 +343,9 @@ class Trainer:
             self.log("info", f"saved trained weights to {weights_dir}")
         own = self.impl.summary(self.model)
         return {"final_eval_loss": final_eval, "best_eval_step": st.best_eval_step, "weights_step": step,
-                "weights_from": source, "stopped_early": st.stopped_early, **({"method": own} if own else {})}
+                "weights_from": source, "stopped_early": st.stopped_early,
+                **({"stop_reason": st.stop_reason} if st.stopped_early and st.stop_reason else {}),
+                **({"method": own} if own else {})}
 
     def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, torch.Tensor]]:
         """Collated batches in order; hardware.dataloader_num_workers > 0 collates in worker processes."""

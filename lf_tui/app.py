@@ -10,7 +10,7 @@ from textual.binding import Binding
 
 from engine.launcher import EngineProcess, launch
 from engine.run_store import RunDir, RunStore
-from lf_tui.messages import OpenEditor, OpenRun, ResumeRequested, StartRequested
+from lf_tui.messages import OpenEditor, OpenPlayground, OpenRun, ResumeRequested, StartRequested
 from lf_tui.run_setup import RunSetupError, create_run
 from lf_tui.screens.editor_screen import EditorScreen
 from lf_tui.screens.methods_screen import MethodsScreen
@@ -82,8 +82,19 @@ class LfTuiApp(App[None]):
         self.push_screen(RunScreen(run, process))
 
     def action_show_methods(self) -> None:
-        while len(self.screen_stack) > 2:
-            self.pop_screen()
+        """Back to the methods matrix (the screens above it close); a modified editor among them asks first."""
+
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                while len(self.screen_stack) > 2:
+                    self.pop_screen()
+
+        dirty = [s for s in self.screen_stack[2:] if isinstance(s, EditorScreen) and s.is_mounted and s.dirty]
+        if not dirty:
+            go()
+            return
+        self.push_screen(ConfirmScreen("A config has unsaved changes. Go back to the methods and discard them?",
+                                       "Discard", "Stay"), go)
 
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
@@ -96,10 +107,30 @@ class LfTuiApp(App[None]):
             self.push_screen(RecommendScreen())
 
     def action_show_playground(self) -> None:
+        self.open_playground(None)
+
+    @on(OpenPlayground)
+    def _open_playground(self, message: OpenPlayground) -> None:
+        self.open_playground(message.run_ids)
+
+    def open_playground(self, run_ids: list[str] | None) -> None:
+        """One Playground (and one serving process) per app: the open one comes back to the top (the screens
+        above it close, unless a modified editor is among them), with `run_ids` chosen when given."""
         from lf_tui.screens.playground_screen import PlaygroundScreen
 
-        if not isinstance(self.screen, PlaygroundScreen):
-            self.push_screen(PlaygroundScreen(self.store))
+        existing = next((s for s in self.screen_stack if isinstance(s, PlaygroundScreen)), None)
+        if existing is None:
+            self.push_screen(PlaygroundScreen(self.store, run_ids))
+            return
+        above = self.screen_stack[self.screen_stack.index(existing) + 1:]
+        if any(isinstance(s, EditorScreen) and s.dirty for s in above):
+            self.notify("a config above the Playground has unsaved changes: save it (Ctrl+S) or close it first",
+                        severity="warning")
+            return
+        while self.screen is not existing:
+            self.pop_screen()
+        if run_ids:
+            existing.choose_runs(run_ids)
 
     # runs -------------------------------------------------------------------
     @on(StartRequested)

@@ -41,3 +41,11 @@ class ResumeRequested(Message):
     def __init__(self, run: RunDir) -> None:
         super().__init__()
         self.run = run
+
+
+class OpenPlayground(Message):
+    """Show the Playground (the one already open, if any), with these runs chosen when given."""
+
+    def __init__(self, run_ids: list[str] | None = None) -> None:
+        super().__init__()
+        self.run_ids = run_ids

@@ -43,7 +43,7 @@ def parse_settings(text: str) -> dict[str, Any]:
 
 
 def settings_line(settings: dict[str, Any]) -> str:
-    return (f"tokens={settings['max_new_tokens']} temperature={settings['temperature']:g} "
+    return (f"tokens={settings['max_new_tokens']} temp={settings['temperature']:g} "
             f"top_p={settings['top_p']:g} seed={settings['seed']}")
 
 
@@ -79,8 +79,10 @@ def short_label(run_id: str, method: str) -> str:
     """`lora 120000-aaaa` for run 20260101-120000-lora-aaaa: the method, then what tells the run apart (its time
     and suffix), so a narrow column still shows it; another id stays whole."""
     parts = run_id.split("-")
-    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit() and "-".join(parts[2:-1]) == method:
-        return f"{method} {parts[1]}-{parts[-1]}"
+    middle = "-".join(parts[2:-1])
+    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit() and (middle == method or
+                                                                          middle.endswith(f"-{method}")):
+        return f"{middle} {parts[1]}-{parts[-1]}"  # a fused run: fused-lora 042251-1a2b
     return f"{method} {run_id}" if method and method not in run_id else run_id
 
 
@@ -102,6 +104,7 @@ class Playground:
     include_base: bool = True
     history: list[str] = field(default_factory=list)
     prompt: str = ""
+    settings_text: str = ""  # the settings the current prompt was asked with, as the settings line writes them
     answers: dict[str, Answer] = field(default_factory=dict)
     loaded: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its loaded event
     load_errors: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its error event
@@ -136,6 +139,7 @@ class Playground:
     def ask(self, prompt: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Start a new prompt: the generate request to send (answers reset, the prompt remembered)."""
         self.prompt = prompt
+        self.settings_text = settings_line(settings)
         if prompt in self.history:
             self.history.remove(prompt)
         self.history.insert(0, prompt)

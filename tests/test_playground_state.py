@@ -27,6 +27,7 @@ def test_short_labels_keep_what_tells_runs_apart() -> None:
     assert short_label("20260101-120000-lora-aaaa", "lora") == "lora 120000-aaaa"
     assert short_label("20260101-120500-full_finetune-bbbb", "full_finetune") == "full_finetune 120500-bbbb"
     assert short_label("my-fused-run", "lora") == "lora my-fused-run"
+    assert short_label("20261202-042251-fused-lora-1a2b", "lora") == "fused-lora 042251-1a2b"
     assert short_label("lora-x", "lora") == "lora-x"
 
 

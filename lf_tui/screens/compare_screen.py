@@ -24,7 +24,7 @@ from lf_tui.widgets.plots import CurvePlot
 class CompareScreen(Screen[None]):
     """The runs are replayed from disk in a worker thread; the tables fill in when they are read."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("tab", "app.focus_next", "Next table (←/→ scroll)")]
 
     def __init__(self, runs: list[RunDir]):
         super().__init__()
@@ -37,12 +37,12 @@ class CompareScreen(Screen[None]):
         with VerticalScroll(id="compare-body"):  # a short terminal scrolls to the summary and the differences
             yield CurvePlot("training loss", id="compare-plot")
             yield Label("Summary", classes="title")
-            yield DataTable(id="compare-summary", cursor_type="none")
+            yield DataTable(id="compare-summary", cursor_type="none", fixed_columns=1)
             yield Label("Benchmarks (each config's thresholds: lf-tui report RUN)", classes="title")
-            yield DataTable(id="compare-bench", cursor_type="none")
+            yield DataTable(id="compare-bench", cursor_type="none", fixed_columns=1)
             yield Label("Config differences (only keys that differ)", classes="title")
-            yield DataTable(id="compare-config", cursor_type="none")
-        yield Footer()
+            yield DataTable(id="compare-config", cursor_type="none", fixed_columns=1)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.load()
@@ -63,10 +63,11 @@ class CompareScreen(Screen[None]):
         if not self.is_attached:
             return
         self.records = records
-        self.query_one("#compare-title", Label).update(f"Comparing {len(records)} runs")
+        self.query_one("#compare-title", Label).update(f"Comparing {len(records)} runs (←/→ scroll a table, Tab the next)")
         names = [r.run.run_id for r in records]
         self.query_one("#compare-plot", CurvePlot).set_series([(r.run.run_id, r.state.loss) for r in records])
         summary: DataTable[str] = self.query_one("#compare-summary", DataTable)
+        summary.focus()  # ←/→ scroll it when the runs do not fit
         summary.add_column("")
         for name in names:
             summary.add_column(name)

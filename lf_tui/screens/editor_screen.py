@@ -82,7 +82,7 @@ class EditorScreen(Screen[None]):
                 yield Static(id="verdict")
                 yield Static(id="memory")
                 yield OptionList(id="issues")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._update_title()

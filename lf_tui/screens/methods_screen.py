@@ -41,7 +41,7 @@ class MethodsScreen(Screen[None]):
         yield Label("Use case recommendations", classes="title")
         yield DataTable(id="usecases", cursor_type="none", zebra_stripes=True)
         yield Static(id="method-summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def matrix(self) -> DataTable[str]:

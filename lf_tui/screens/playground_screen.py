@@ -32,6 +32,7 @@ from lf_tui.playground_state import (
 from lf_tui.present.playground_text import group_heading, timings, title
 
 CARD_MIN_WIDTH = 24
+SERVE_CLIENT: list[type[ServeClient]] = [ServeClient]  # what a Playground talks to (tests swap in a replay)
 
 
 class ServeEvent(Message):
@@ -88,7 +89,8 @@ class PlaygroundScreen(Screen[None]):
     PlaygroundScreen .pg-row { height: auto; grid-gutter: 0 1; }
     PlaygroundScreen #pg-ask { height: 3; }
     PlaygroundScreen #pg-prompt { width: 1fr; }
-    PlaygroundScreen #pg-settings { width: 30; }
+    PlaygroundScreen #pg-settings { width: 40; }
+    PlaygroundScreen #pg-asked { color: $text-muted; padding: 0 1; height: auto; }
     PlaygroundScreen .pg-caption { color: $text-muted; padding: 0 1; }
     """
     BINDINGS = [
@@ -100,13 +102,13 @@ class PlaygroundScreen(Screen[None]):
     ]
 
     def __init__(self, store: RunStore, run_ids: list[str] | None = None, include_base: bool = True,
-                 client_class: type[ServeClient] = ServeClient) -> None:
+                 client_class: type[ServeClient] | None = None) -> None:
         super().__init__()
         self.store = store
         self.state = Playground(include_base=include_base)
         self.initial = list(run_ids or [])
         self.client: ServeClient | None = None
-        self.client_class = client_class
+        self.client_class = client_class or SERVE_CLIENT[0]
         self.cards: dict[str, AnswerCard] = {}
         self.pending: dict[str, Any] | None = None  # a generate request waiting for its runs to load
 
@@ -123,7 +125,7 @@ class PlaygroundScreen(Screen[None]):
         with Horizontal(id="pg-ask"):
             yield Input(placeholder="a prompt; Enter asks every chosen run", id="pg-prompt")
             yield Input(settings_line(DEFAULT_SETTINGS), id="pg-settings", tooltip="tokens, temperature, top_p, seed")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def targets_list(self) -> SelectionList[str]:
@@ -151,6 +153,11 @@ class PlaygroundScreen(Screen[None]):
     def start_client(self) -> None:
         assert self.client is not None
         self.client.start()
+
+    def choose_runs(self, run_ids: list[str]) -> None:
+        """Choose these runs (the Runs screen's `g` on an open Playground): the list is read again first."""
+        self.initial = list(run_ids)
+        self.load_runs()
 
     def _show_runs(self, runs: list[Any]) -> None:
         state = self.state
@@ -183,7 +190,7 @@ class PlaygroundScreen(Screen[None]):
 
     @on(Input.Submitted, "#pg-settings")
     def _settings_submitted(self) -> None:
-        self.query_one("#pg-prompt", Input).focus()
+        self.action_ask()
 
     @on(OptionList.OptionSelected, "#pg-history")
     def _ask_again(self, event: OptionList.OptionSelected) -> None:
@@ -231,6 +238,7 @@ class PlaygroundScreen(Screen[None]):
         answers.remove_children()
         self.cards = {}
         state = self.state
+        answers.mount(Static(escape(f"“{one_line(state.prompt, 200)}” · {state.settings_text}"), id="pg-asked"))
         for base_model, run_ids in state.groups():
             keys = [k for k, a in state.answers.items() if a.base_model == base_model and
                     (k in run_ids or k.startswith(f"{BASE}@"))]
@@ -256,6 +264,7 @@ class PlaygroundScreen(Screen[None]):
         history = self.query_one("#pg-history", OptionList)
         history.clear_options()
         history.add_options([Option(escape(one_line(p, 26))) for p in self.state.history])
+        history.highlighted = 0 if self.state.history else None
 
     # the serving process's events -----------------------------------------------
     @on(ServeEvent)

@@ -36,7 +36,7 @@ class PreviewScreen(ModalScreen[None]):
             yield Label(self.title_text, id="preview-title")
             with VerticalScroll(id="preview-scroll"):
                 yield Static("loading the tokenizer and tokenising the dataset…", id="preview-body")
-            yield Footer()
+            yield Footer(compact=True)
 
     def show(self, result: dict[str, Any]) -> None:
         """The engine's preview, or its error with the fix."""

@@ -63,7 +63,7 @@ class RunScreen(Screen[None]):
             yield Static(id="gauges")
         yield RichLog(id="log", max_lines=500, markup=False, wrap=True)
         yield Static(id="summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 32, "short")
@@ -108,7 +108,13 @@ class RunScreen(Screen[None]):
     def _draw(self, m: RunState) -> None:
         self.query_one("#run-title", Label).update(
             run_text.title(self.run.run_id, m.shown_status, m.started, self.trust_remote_code))
-        figures = run_text.step_line(m.last_step, lines=2) if m.last_step else "waiting for the first step…"
+        if m.last_step:
+            figures = run_text.step_line(m.last_step, lines=2)
+        elif m.finished is not None:  # ended without a step: failed early, or made from other runs (fused)
+            figures = ("no training steps: made from other runs (its summary says how)"
+                       if (m.finished.summary or {}).get("fusion") else "no training steps")
+        else:
+            figures = "waiting for the first step…"
         if m.last_eval:
             figures += "\n" + run_text.eval_line(m.last_eval)
         figures = "\n".join([figures, *map(escape, run_text.method_lines(m.method_metrics))])
@@ -132,7 +138,7 @@ class RunScreen(Screen[None]):
     def _gauges(m: RunState) -> Text:
         shown = gauges(m.system)
         if not shown:
-            return Text("system: waiting for a sample")
+            return Text("system: no samples" if m.finished is not None else "system: waiting for a sample")
         width = max(len(g.label) for g in shown)
         lines = []
         for g in shown:

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from engine.run_store import RunDir, RunInfo, RunRefused, RunStore
-from lf_tui.messages import OpenRun, ResumeRequested
+from lf_tui.messages import OpenPlayground, OpenRun, ResumeRequested
 from lf_tui.present.formatting import shown_path
 from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, columns_for, matches, problem_lines, row, sort_runs
 from lf_tui.widgets.dialogs import ConfirmScreen
@@ -46,7 +46,7 @@ class RunsScreen(Screen[None]):
         yield Input(placeholder="filter: words matching id, method, model or status", id="filter")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Label(id="runs-problems")
-        yield Footer()
+        yield Footer(compact=True)
 
     # typed accessors ----------------------------------------------------------
     @property
@@ -157,12 +157,10 @@ class RunsScreen(Screen[None]):
 
     def action_playground(self) -> None:
         """Ask the marked runs (or the one under the cursor) a prompt, side by side with their base."""
-        from lf_tui.screens.playground_screen import PlaygroundScreen
-
         chosen = [r.run_id for r in self.runs if r.run_id in self.marked]
         if not chosen and self.current is not None:
             chosen = [self.current.run_id]
-        self.app.push_screen(PlaygroundScreen(self.store, chosen))
+        self.post_message(OpenPlayground(chosen))
 
     def action_open_run(self) -> None:
         if isinstance(self.focused, Input):

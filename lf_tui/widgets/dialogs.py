@@ -16,6 +16,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen { align: center middle; }
     ConfirmScreen .dialog { width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     ConfirmScreen .dialog .buttons { height: auto; margin-top: 1; }
+    ConfirmScreen #question { width: 100%; }
     ConfirmScreen .dialog Button { margin-right: 2; }
     """
     BINDINGS = [Binding("y", "yes", "Yes"), Binding("n,escape", "no", "No")]

@@ -34,8 +34,14 @@ class CurvePlot(PlotextPlot):
         self.redraw()
 
     def heading(self) -> str:
+        """The title with what is applied; shortened to fit a narrow plot (plotext drops a title too long)."""
         extras = [f"smoothed {self.smoothing:g}" if self.smoothing else "", "log scale" if self.log_y else ""]
-        return " · ".join([self.title, *filter(None, extras)])
+        full = " · ".join([self.title, *filter(None, extras)])
+        width = self.size.width or 200
+        if len(full) <= width - 4:
+            return full
+        short = [f"ema {self.smoothing:g}" if self.smoothing else "", "log" if self.log_y else ""]
+        return " · ".join([self.title.split()[-1], *filter(None, short)])[: max(width - 4, 8)]
 
     def redraw(self) -> None:
         plt = self.plt
