@@ -283,14 +283,15 @@ def start_accelerator(runtime: Any) -> Any:
 
 
 def planned_peak(cfg: Any, runtime: Any, train: list[Any]) -> int:
-    """The memory planner's peak for this run: its device, its longest example (0 when it cannot plan)."""
+    """The memory planner's peak for this run on its device, as the editor and `lf-tui plan` show it: at
+    training.max_seq_length (an upper bound for shorter examples), the runtime counted on a GPU (CUDA context)
+    but not on a CPU (the RSS before the model loaded is recorded apart); 0 when it cannot plan."""
     from engine.planning import PlanError, estimate
 
     if runtime.device.type not in ("cuda", "cpu"):
         return 0
-    longest = max((len(example.input_ids) for example in train), default=0)
     try:
-        plan = estimate(cfg, runtime.device.type, seq_len=min(cfg.training.max_seq_length, longest) or None)[0]
+        plan = estimate(cfg, runtime.device.type)[0]
     except PlanError:
         return 0
     except Exception:  # the estimate is a nicety: a planner bug must never stop a run that can train
