@@ -29,7 +29,7 @@ def test_invalid_exits_1_and_lists_every_error(capsys, tmp_path: Path) -> None:
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"method": "lora", "method_specific": {"r": 512}, "training": {"epochs": 0}}, indent=2))
     code, out, _ = run(capsys, "validate-config", "--config", str(cfg))
-    assert code == 1
+    assert code == 1 and "(2 errors)" in out and ", 0 warnings" in out
     assert "method_specific.r: 512 is above the maximum 256 (LoRA rank; typical 8-64)" in " ".join(out.split())
     assert "training.epochs" in out
 
@@ -40,6 +40,8 @@ def test_json_report(capsys, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "validate-config", "--config", str(cfg), "--json")
     data = json.loads(out)
     assert code == 1 and data["valid"] is False
+    _, table, _ = run(capsys, "validate-config", "--config", str(cfg))
+    assert "invalid (1 error)" in table and "config, 1 warning\n" in table
     assert data["errors"][0]["path"] == "method_specific.r" and data["errors"][0]["value"] == 512
     assert data["warnings"][0]["hint"] == "did you mean 'lora_alpha'?"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.protocol import Error, RunStarted
+from engine.protocol import Checkpoint, Control, Error, Eval, Log, RunStarted, System
 from lf_tui.present import run_text
 
 
@@ -35,3 +35,18 @@ def test_summary_rows_say_which_weights_and_why_a_run_stopped() -> None:
                                          "convergence": {"verdict": "diverged", "reason": "loss became NaN"}}))
     assert failed["diverged at step"] == "18" and failed["weights"] == "—" and failed["final loss"] == "—"
     assert failed["convergence"] == "diverged (loss became NaN)"
+
+
+def test_plain_event_lines_read_like_the_run_view() -> None:
+    line = run_text.event_line(Eval(step=30, eval_loss=5.879293532598586, perplexity=357.5123,
+                                    tasks={"sample_mc": {"acc": 0.25, "acc_norm": 0.3, "count": 40}}))
+    assert line == "step 30  eval loss 5.8793  perplexity 357.51  sample_mc acc 0.250 (40)"
+    assert run_text.event_line(Eval(step=4, eval_loss=1.0, perplexity=2.718)) == \
+        "step 4  eval loss 1.0000  perplexity 2.72"
+    assert run_text.event_line(Log(level="info", message="loading the model")) == "  info loading the model"
+    assert run_text.event_line(Checkpoint(step=8, path="checkpoints/step-8")) == \
+        "checkpoint at step 8: checkpoints/step-8"
+    assert run_text.event_line(Control(request="a1", action="stop_after_eval", status="armed", step=12,
+                                       detail="stops after the next evaluation")) == \
+        "control stop after eval: armed at step 12 (stops after the next evaluation)"
+    assert run_text.event_line(System()) is None

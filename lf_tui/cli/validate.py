@@ -61,5 +61,10 @@ def print_report(out: Console, report: Report, backup: object = None) -> None:
         out.print(f"[red]error[/red]   {issue.render()}")
     for issue in report.warnings:
         out.print(f"[yellow]warning[/yellow] {issue.render()}")
-    verdict = "[green]valid[/green]" if report.ok else f"[red]invalid[/red] ({len(report.errors)} errors)"
-    out.print(f"{report.source}: {verdict} {report.method or ''} config, {len(report.warnings)} warnings")
+    verdict = "[green]valid[/green]" if report.ok else f"[red]invalid[/red] ({counted(len(report.errors), 'error')})"
+    out.print(f"{report.source}: {verdict} {report.method or ''} config, {counted(len(report.warnings), 'warning')}")
+
+
+def counted(n: int, word: str) -> str:
+    """`1 warning`, `2 warnings`, `0 warnings`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

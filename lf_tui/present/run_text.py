@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.launcher import SegmentOpened
-from engine.protocol import Error, Eval, Event, RunStarted, Step
+from engine.protocol import Checkpoint, Control, Error, Eval, Event, Log, RunStarted, Step
 from lf_tui.present.formatting import count, disk_size, duration, number, rate, seconds
 
 
@@ -93,10 +93,21 @@ def event_line(event: Event) -> str | None:
         return step_line(event)
     if isinstance(event, SegmentOpened):
         return "a new engine is resuming this run (loading the model and data)"
-    if event.type in ("eval", "log", "checkpoint"):
-        fields = {k: v for k, v in event.to_dict().items() if k not in ("type", "ts")}
-        return f"{event.type}: " + " ".join(f"{k}={v}" for k, v in fields.items())
+    if isinstance(event, Eval):
+        return f"step {event.step}  {eval_line(event)}"
+    if isinstance(event, Log):
+        return f"  {event.level} {event.message}"
+    if isinstance(event, Checkpoint):
+        return f"checkpoint at step {event.step}: {event.path}"
+    if isinstance(event, Control):
+        return control_line(event)
     return None
+
+
+def control_line(c: Control) -> str:
+    """The engine's answer to a live control request: `control stop after eval: armed at step 12 (detail)`."""
+    return (f"control {c.action.replace('_', ' ')}: {c.status} at step {c.step}"
+            + (f" ({c.detail})" if c.detail else ""))
 
 
 def error_lines(error: Error) -> list[str]:
