@@ -276,38 +276,68 @@ def loading(manifest: dict[str, Any], cfg: Any, out: Path, refusal: str) -> str:
             + "\n(`lf-tui generate --run RUN --prompt ...` generates from the run itself.)\n")
 
 
-def model_card(run: Any, cfg: Any, manifest: dict[str, Any], out: Path, refusal: str) -> str:
-    """README.md: method and settings, base model, data, training config, final metrics and how to load."""
-    meta, summary = run.meta(), run.summary() or {}
+def _word(value: Any) -> str:
+    """A setting as the config writes it: booleans true/false, not Python's True/False."""
+    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
+
+
+def _training_lines(cfg: Any, summary: dict[str, Any]) -> list[str]:
     t, hw = cfg.training, cfg.hardware
-    hub_base = not cfg.base_model.startswith("builtin:") and not Path(cfg.base_model).exists()
-    front = ["---", f"base_model: {cfg.base_model}"] if hub_base else ["---"]
-    front += [f"library_name: {'peft' if manifest['weights'] == 'peft' else 'transformers'}",
-              f"tags: [lf-tui, {cfg.method_name}]", "---", ""]
-    what = (f"the merged model ({manifest['dtype']}): the trained weights folded into the base's"
-            if manifest["merged"] else f"the trained {KINDS[manifest['weights']]} as saved (not merged)")
-    settings = "\n".join(f"- `{k}`: `{json.dumps(v)}`" for k, v in cfg.method_specific.model_dump(mode="json").items())
-    return "\n".join(front + [
-        f"# {cfg.method_name} fine-tune of {cfg.base_model}", "",
-        f"Exported by lf-tui from run `{run.run_id}` ({summary.get('status', 'unfinished')}): {what}; weights from "
-        f"{manifest['weights_from']}.", "",
-        *([f"Merged {manifest['merge_path']}: {manifest['merge_path_reason']}.", ""] if manifest.get("merge_path") else []),
-        f"## Method: {cfg.method_name}", "", settings, "",
-        "## Base model", "", f"`{cfg.base_model}`", "",
-        "## Data", "", f"- dataset: `{meta.get('dataset') or 'the bundled sample dataset'}`",
-        f"- eval dataset: `{meta.get('eval_dataset') or f'a {cfg.data.eval_split:g} split of the dataset'}`",
-        f"- format: {summary.get('data_format', cfg.data.format)}", "",
+    return [
         "## Training", "",
-        f"- {f'{t.max_steps} steps' if t.max_steps else f'{t.epochs} epochs'}, batch {t.batch_size} x "
+        f"- {f'{t.max_steps} steps' if t.max_steps > 0 else f'{t.epochs} epochs'}, batch {t.batch_size} x "
         f"{t.gradient_accumulation_steps} accumulation, max_seq_length {t.max_seq_length}",
         f"- learning rate {t.learning_rate:g} ({t.lr_scheduler}, {t.warmup_steps} warm-up steps), optimizer "
         f"{t.optimizer}, weight decay {t.weight_decay:g}, seed {t.seed}",
-        f"- mixed precision {hw.mixed_precision}, gradient checkpointing {hw.gradient_checkpointing}", "",
+        f"- mixed precision {hw.mixed_precision}, gradient checkpointing {_word(hw.gradient_checkpointing)}", "",
         "## Results", "",
         f"- steps: {summary.get('total_steps', '-')}, training time {_figure(summary.get('training_time_s'))} s",
         f"- final loss {_figure(summary.get('final_loss'))}, best loss {_figure(summary.get('best_loss'))}, "
         f"best eval loss {_figure(summary.get('best_eval_loss'))}",
-        f"- convergence: {(summary.get('convergence') or {}).get('verdict', '-')}", "",
+        f"- convergence: {(summary.get('convergence') or {}).get('verdict', '-')}", ""]
+
+
+def _fusion_lines(fusion: dict[str, Any]) -> list[str]:
+    """A fused run (lf-tui fuse): its parents with their weights and the recipe, in place of training figures."""
+    parents = [f"- `{p.get('run_id')}`: weight {_figure(p.get('weight'))}, rank {p.get('rank', '-')}, its weights "
+               f"from {p.get('weights_from', '-')}" for p in fusion.get("parents") or []]
+    density = fusion.get("density")
+    return [
+        "## Fusion", "",
+        f"Not trained: a fusion of {len(parents)} LoRA runs' adapters by PEFT's add_weighted_adapter "
+        f"(combination {fusion.get('combination', '-')}, density {_figure(density) if density is not None else 'none'}, "
+        f"seed {fusion.get('seed', '-')}) into one rank-{fusion.get('rank', '-')} adapter.", "",
+        "Parents:", "", *parents, ""]
+
+
+def model_card(run: Any, cfg: Any, manifest: dict[str, Any], out: Path, refusal: str) -> str:
+    """README.md: method and settings, base model, data, training config (a fused run: its parents and recipe), final
+    metrics and how to load."""
+    meta, summary = run.meta(), run.summary() or {}
+    fusion = meta.get("fusion") or summary.get("fusion")
+    fusion = fusion if isinstance(fusion, dict) else None
+    hub_base = not cfg.base_model.startswith("builtin:") and not Path(cfg.base_model).exists()
+    front = ["---", f"base_model: {cfg.base_model}"] if hub_base else ["---"]
+    front += [f"library_name: {'peft' if manifest['weights'] == 'peft' else 'transformers'}",
+              f"tags: [lf-tui, {cfg.method_name}{', fusion' if fusion else ''}]", "---", ""]
+    what = (f"the merged model ({manifest['dtype']}): the {'fused' if fusion else 'trained'} weights folded into the "
+            "base's" if manifest["merged"] else f"the {'fused' if fusion else 'trained'} {KINDS[manifest['weights']]} "
+            "as saved (not merged)")
+    settings = "\n".join(f"- `{k}`: `{json.dumps(v)}`" for k, v in cfg.method_specific.model_dump(mode="json").items())
+    heading = (f"# fusion of {len(fusion.get('parents') or [])} {cfg.method_name} runs on {cfg.base_model}" if fusion
+               else f"# {cfg.method_name} fine-tune of {cfg.base_model}")
+    data = [f"- dataset: `{meta.get('dataset') or 'the bundled sample dataset'}`" + (" (the parents')" if fusion else "")]
+    if not fusion:
+        data.append(f"- eval dataset: `{meta.get('eval_dataset') or f'a {cfg.data.eval_split:g} split of the dataset'}`")
+    return "\n".join(front + [
+        heading, "",
+        f"Exported by lf-tui from run `{run.run_id}` ({summary.get('status', 'unfinished')}): {what}; weights from "
+        f"{manifest['weights_from']}.", "",
+        *([f"Merged {manifest['merge_path']}: {manifest['merge_path_reason']}.", ""] if manifest.get("merge_path") else []),
+        f"## Method: {cfg.method_name}" + (" (the fused adapter)" if fusion else ""), "", settings, "",
+        "## Base model", "", f"`{cfg.base_model}`", "",
+        "## Data", "", *data, f"- format: {summary.get('data_format', cfg.data.format)}", "",
+        *(_fusion_lines(fusion) if fusion else _training_lines(cfg, summary)),
         "## How to load", "", loading(manifest, cfg, out, refusal)])
 
 

@@ -355,3 +355,29 @@ def test_cli_export_as_a_user_runs_it(runs: Any, root: Path) -> None:
     assert usage.returncode == 2 and "--merged" in usage.stderr
     missing = lf_tui("export", "no-such-run", "--out", "elsewhere", cwd=root)
     assert missing.returncode == 2 and "no run" in missing.stderr
+
+
+def test_a_fused_runs_card_describes_the_fusion_not_a_training(tmp_path: Path) -> None:
+    """The card of a fused run (its meta and summary as engine.fuse writes them) names its parents and recipe in
+    place of the first parent's training settings; and booleans read true/false."""
+    from engine.export import model_card
+
+    recipe = {"combination": "dare_ties", "weights": [0.6, 0.4], "density": 0.5, "seed": 0, "rank": 16,
+              "parents": [{"run_id": "lora-a", "weight": 0.6, "rank": 16, "weights_from": "final"},
+                          {"run_id": "lora-b", "weight": 0.4, "rank": 16, "weights_from": "best_eval"}]}
+    cfg = make_config("lora", training={"max_steps": 30, "learning_rate": 2e-3})
+    store = RunStore(tmp_path / "runs")
+    fused = store.create("fused-lora", {**cfg.model_dump(mode="json"), "fusion": recipe},
+                         {"derived_from": ["lora-a", "lora-b"], "fusion": recipe, "dataset": "a.jsonl + b.jsonl"})
+    (fused.path / "summary.json").write_text(json.dumps({
+        "status": "completed", "total_steps": 0, "fusion": recipe, "weights_from": "fused",
+        "convergence": {"verdict": "not trained"}}))
+    manifest = {"weights": "peft", "merged": False, "dtype": "fp32", "weights_from": "fused"}
+    card = model_card(fused, cfg, manifest, tmp_path / "out", "")
+    assert "# fusion of 2 lora runs" in card and "## Fusion" in card and "combination dare_ties, density 0.5" in card
+    assert "- `lora-a`: weight 0.6, rank 16" in card and "- `lora-b`: weight 0.4, rank 16" in card
+    assert "rank-16 adapter" in card and "a.jsonl + b.jsonl" in card
+    assert "learning rate" not in card and "30 steps" not in card and "convergence" not in card
+    trained = store.create("lora", cfg.model_dump(mode="json"), {"dataset": "a.jsonl"})
+    card = model_card(trained, cfg, manifest, tmp_path / "out", "")
+    assert "## Training" in card and "gradient checkpointing false" in card and "False" not in card

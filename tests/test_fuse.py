@@ -284,7 +284,7 @@ def test_cli_fuse_as_a_user_runs_it_then_lists_serves_and_exports(runs: Any, roo
     with torch.no_grad():
         assert torch.allclose(merged(IDS).logits, stock_peft_logits(RunDir(cwd / "runs" / run_id)), atol=5e-5)
     card = (cwd / "fused-merged" / "README.md").read_text()
-    assert "lora fine-tune" in card and run_id in card
+    assert "fusion of 2 lora runs" in card and run_id in card and f"`{a.run_id}`: weight 0.6" in card
     negative = lf_tui("fuse", a.run_id, b.run_id, "--weights=-0.5,1", "--combination", "cat", "--json", cwd=cwd)
     assert negative.returncode == 0, negative.stderr
     assert json.loads(negative.stdout)["fusion"]["weights"] == [-0.5, 1.0]
