@@ -3,8 +3,8 @@
 `summary.json`'s "deployment" object: adapter_bytes (the trained weights folder on disk), merged_bytes (the full model
 in the dtype `lf-tui export --merged` writes by default: the base's parameters x bytes a value; a full fine-tune's
 folder as saved; None for a method that cannot merge, with merged_note saying why), first_token_s and tokens_per_s
-(a short greedy generation, timed as the serving process times its answers, engine.generation_timing.complete), new_tokens,
-device. A figure that could not be measured is None and `not_measured` says why: measuring never fails a run.
+(the medians of `samples` short greedy generations after a warm-up, each timed as the serving process times its
+answers, engine.generation_timing.complete: one timing alone swings tenfold on a busy machine), new_tokens, device. A figure that could not be measured is None and `not_measured` says why: measuring never fails a run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 PROMPT = "Say the greeting."
 NEW_TOKENS = 8  # a few tokens: cheap on tiny models, enough for a tokens/s past the first one
+SAMPLES = 3  # timed generations after the warm-up; the figures are their medians
 BYTES_PER_VALUE = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
@@ -82,7 +83,10 @@ def cache_on(model: Any) -> Iterator[None]:
 
 
 def timings(model: Any, impl: Any, tokenizer: Any, runtime: Any, data_format: str) -> dict[str, Any]:
-    """first_token_s, tokens_per_s and new_tokens of a short greedy answer, after a one-token warm-up."""
+    """first_token_s, tokens_per_s and new_tokens: the medians of SAMPLES short greedy answers, after a one-token
+    warm-up."""
+    from statistics import median, median_low
+
     from engine.generate import format_prompt
     from engine.generation_timing import complete
 
@@ -91,12 +95,15 @@ def timings(model: Any, impl: Any, tokenizer: Any, runtime: Any, data_format: st
     try:
         with cache_on(model):
             complete(model, impl, tokenizer, runtime, text, max_new_tokens=1)  # kernels, allocator: not the figure
-            answer = complete(model, impl, tokenizer, runtime, text, max_new_tokens=NEW_TOKENS)
+            answers = [complete(model, impl, tokenizer, runtime, text, max_new_tokens=NEW_TOKENS)
+                       for _ in range(SAMPLES)]
     finally:
         if was_training:
             model.train()
-    return {"first_token_s": round(answer["first_token_s"], 6), "tokens_per_s": round(answer["tokens_per_s"], 2),
-            "new_tokens": answer["new_tokens"], "device": device_name(runtime)}
+    return {"first_token_s": round(median(a["first_token_s"] for a in answers), 6),
+            "tokens_per_s": round(median(a["tokens_per_s"] for a in answers), 2),
+            "new_tokens": median_low(a["new_tokens"] for a in answers), "samples": len(answers),
+            "device": device_name(runtime)}
 
 
 def _why(exc: BaseException) -> str:

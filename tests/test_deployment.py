@@ -35,7 +35,7 @@ def test_a_trained_run_s_summary_has_its_deployment_figures(trained: RunDir, tmp
     figures = (trained.summary() or {})["deployment"]
     assert figures["adapter_bytes"] == sum(p.stat().st_size for p in trained.weights_dir.rglob("*") if p.is_file())
     assert figures["first_token_s"] > 0 and figures["tokens_per_s"] > 0 and figures["new_tokens"] >= 1
-    assert figures["device"].startswith("cpu (") and "not_measured" not in figures
+    assert figures["device"].startswith("cpu (") and "not_measured" not in figures and figures["samples"] == 3
     # merged size: the parameters the merged export writes, 4 bytes each (fp32, the built-in model's dtype)
     export(trained.path, tmp_path / "merged", merged=True)
     from safetensors.torch import load_file
@@ -56,6 +56,28 @@ def test_full_finetune_and_adapters_that_cannot_merge(tmp_path: Path) -> None:
     prefix = deployment.sizes(make_config("prefix_tuning"), tmp_path / "prefix")
     assert prefix["adapter_bytes"] == 1000 and prefix["merged_bytes"] is None
     assert prefix["merged_note"].startswith("cannot merge")
+
+
+def test_timings_are_the_medians_of_three_generations_after_a_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import generation_timing
+    from engine.models import Runtime
+
+    figures = iter([(9.0, 1.0), (0.695, 10.0), (0.042, 300.0), (0.05, 250.0), (5.0, 5.0)])  # warm-up, 3 timed, spare
+    calls = []
+
+    def complete(model: Any, impl: Any, tokenizer: Any, runtime: Any, text: str, max_new_tokens: int) -> Any:
+        calls.append(max_new_tokens)
+        first, rate_ = next(figures)
+        return {"first_token_s": first, "tokens_per_s": rate_, "new_tokens": max_new_tokens}
+
+    import torch
+
+    monkeypatch.setattr(generation_timing, "complete", complete)
+    runtime = Runtime(device=torch.device("cpu"))
+    got = deployment.timings(NoMemoryModel(), None, None, runtime, "alpaca")
+    assert calls == [1, deployment.NEW_TOKENS, deployment.NEW_TOKENS, deployment.NEW_TOKENS]
+    assert got["first_token_s"] == 0.05 and got["tokens_per_s"] == 250.0 and got["samples"] == 3
+    assert got["new_tokens"] == deployment.NEW_TOKENS
 
 
 class OutOfMemoryError(RuntimeError):
