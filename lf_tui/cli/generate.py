@@ -113,10 +113,17 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def visible(text: str) -> str:
+    """Text safe to put on a terminal: control and other non-printable characters (a backspace, a terminal escape)
+    written as escapes (\\x08), line breaks and tabs kept."""
+    return "".join(c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _print_table(out: Any, prompt: str, answers: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    out.print(f"[bold]prompt:[/bold] {prompt}")
+    out.print(f"[bold]prompt:[/bold] {escape(visible(prompt))}")
     table = Table(show_lines=True)
     for column in ("target", "answer", "first token", "tokens/s", "swap"):
         table.add_column(column, overflow="fold")
@@ -129,6 +136,6 @@ def _print_table(out: Any, prompt: str, answers: list[dict[str, Any]]) -> None:
             table.add_row(label, text, "-", "-", "-")
             continue
         rate = a.get("tokens_per_s")
-        table.add_row(label, str(a.get("text", "")), _seconds(a.get("first_token_s")),
+        table.add_row(escape(label), escape(visible(str(a.get("text", "")))), _seconds(a.get("first_token_s")),
                       f"{rate:.1f}" if isinstance(rate, (int, float)) else "-", _seconds(a.get("swap_s")))
     out.print(table)
