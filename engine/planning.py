@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.builtin_spec import builtin_config, is_builtin
 from methods.catalogue import get_catalogue
-from methods.memory_plan import Device, MemoryPlan, plan_memory, setting_for
+from methods.memory_plan import Device, MemoryPlan, Setting, plan_memory, setting_for
 from methods.model_shape import ModelShape, shape_from_config
 
 
@@ -153,8 +153,9 @@ BUDGET_ENV = "LF_TUI_GPU_MEMORY"  # plan for a GPU of this size (e.g. 24GiB) ins
 
 
 def machine_budget() -> tuple[Device, int, str]:
-    """Where a run started here trains and the memory it has: a GPU of $LF_TUI_GPU_MEMORY, else the first GPU
-    (NVML), else this machine's RAM."""
+    """The one place that decides what a plan assumes before a run (lf-tui plan and recommend, the editor, the
+    What fits screen): a GPU of $LF_TUI_GPU_MEMORY when set (an explicit choice, and the same answer on every
+    machine), else this machine's first GPU (NVML), else its CPU and RAM. (device, budget bytes, where)."""
     from methods.memory_plan import parse_size
 
     if os.environ.get(BUDGET_ENV):
@@ -172,7 +173,7 @@ def ram_budget() -> tuple[int, str]:
     """This machine's RAM, the budget of a run on its CPU."""
     import psutil
 
-    return int(psutil.virtual_memory().total), "this machine's RAM"
+    return int(psutil.virtual_memory().total), "this machine's CPU"
 
 
 @lru_cache(maxsize=1)
@@ -195,5 +196,10 @@ def estimate(cfg: Any, device: Device = "cuda", base_model: str | None = None, s
         raise PlanError(f"method {cfg.method_name!r} declares no memory model",
                         "its spec.py can set memory= (see methods/lora/spec.py)")
     footprint = method.info.memory(shape, cfg)
-    setting = setting_for(cfg, device, cpu_bf16=device == "cpu" and cpu_has_native_bf16(), seq_len=seq_len)
-    return plan_memory(shape, footprint, setting), shape, source
+    return plan_memory(shape, footprint, setting_on(cfg, device, seq_len)), shape, source
+
+
+def setting_on(cfg: Any, device: Device, seq_len: int | None = None) -> Setting:
+    """The config's memory-relevant settings on `device`, precision resolved as the engine will on this machine
+    (a CPU's bf16 autocast only where it has native bf16): every plan (estimate, recommend) goes through it."""
+    return setting_for(cfg, device, cpu_bf16=device == "cpu" and cpu_has_native_bf16(), seq_len=seq_len)

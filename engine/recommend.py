@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.planning import PlanError, model_shape
+from engine.planning import PlanError, model_shape, setting_on
 from methods.catalogue import Method, get_catalogue
-from methods.memory_plan import Device, MemoryPlan, plan_memory, setting_for
+from methods.memory_plan import Device, MemoryPlan, plan_memory
 from methods.model_shape import ModelShape
 from methods.validation import validate_config
 
@@ -81,6 +81,20 @@ def longest_example_tokens(dataset: str) -> int | None:
     return int(max(chars(r) for r in records) / CHARS_PER_TOKEN) + 8  # + the template's tokens
 
 
+def planned_seq_len(max_seq_length: int, dataset: str | None = None) -> tuple[int, str]:
+    """The sequence length every plan assumes, and which it is: training.max_seq_length; with a local dataset its
+    longest example (estimated from its characters) when that is shorter. Raises PlanError for an unreadable one."""
+    if not dataset:
+        return max_seq_length, "training.max_seq_length"
+    longest = longest_example_tokens(dataset)
+    if longest is None:
+        raise PlanError(f"{dataset}: not a local JSON/JSONL dataset the planner can read",
+                        "give a .json or .jsonl file, or leave the dataset out (plans at max_seq_length)")
+    if longest >= max_seq_length:
+        return max_seq_length, "training.max_seq_length (the dataset's longest example is as long)"
+    return longest, "the dataset's longest example (estimated from its characters)"
+
+
 def _variants(method: Method) -> list[dict[str, Any]]:
     """The method_specific settings worth trying: ranks for a method that has `r`, else its defaults."""
     fields = method.info.spec_model.model_fields
@@ -95,17 +109,12 @@ def candidates(base_model: str, budget: int, device: Device = "cuda", dataset: s
     with `smallest`: the least memory); and notes on how the plan was made."""
     from methods.config_paths import resolve_cli_path
 
-    if dataset and longest_example_tokens(dataset) is None:
-        raise PlanError(f"{dataset}: not a local JSON/JSONL dataset the planner can read",
-                        "give a .json or .jsonl file, or leave the dataset out (plans at max_seq_length)")
     base_model = resolve_cli_path(base_model) or base_model  # a folder: absolute in the configs it writes
+    seq_len, seq_source = planned_seq_len(max_seq_length, dataset)
     shape, source = model_shape(base_model)
     notes = [f"model config: {source}"]
-    seq_len = max_seq_length
-    longest = longest_example_tokens(dataset) if dataset else None
-    if longest is not None:
-        seq_len = min(max_seq_length, longest)
-        notes.append(f"sequence length {seq_len}: the dataset's longest example (estimated from its characters)")
+    if dataset:
+        notes.append(f"sequence length {seq_len}: {seq_source}")
     found: list[Candidate] = []
     for method in get_catalogue():
         if method.info.memory is None:
@@ -134,7 +143,7 @@ def _fitting_batches(method: Method, base_model: str, shape: ModelShape, specifi
         resolved = validate_config(document)
         if resolved.config is None or method.info.memory is None:
             return fitting
-        setting = setting_for(resolved.config, device, seq_len=min(seq_len, resolved.config.training.max_seq_length))
+        setting = setting_on(resolved.config, device, min(seq_len, resolved.config.training.max_seq_length))
         plan = plan_memory(shape, method.info.memory(shape, resolved.config), setting)
         if plan.total > budget:
             break

@@ -40,7 +40,7 @@ async def test_the_estimate_follows_the_batch_and_clears_on_broken_json(tmp_path
         bigger = _memory(app)
         total = lambda text: parse_size(text.split("~", 1)[1].split(" (", 1)[0].replace(" ", ""))  # noqa: E731
         assert total(bigger) > total(first)
-        assert "does not fit 64.0 MiB: short by" in bigger
+        assert "does not fit 64.0 MiB GPU: short by" in bigger
         assert size(total(bigger)) in bigger
         area.load_text(area.text[:-3])  # broken JSON: no estimate rather than a stale one
         await wait_for(pilot, lambda: _memory(app) == "", what="the line to clear")

@@ -79,13 +79,15 @@ def test_recommend_as_the_readme_shows_it(tmp_path: Path, llama7b: str) -> None:
     assert table.returncode == 1 and "nothing fits" in table.stdout
 
 
-async def test_the_screen_lists_what_fits_and_opens_one_in_the_editor(llama7b: str) -> None:
+async def test_the_screen_lists_what_fits_and_opens_one_in_the_editor(llama7b: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import DataTable, Input, TextArea
 
     from lf_tui.app import LfTuiApp
     from lf_tui.screens.editor_screen import EditorScreen
     from lf_tui.screens.recommend_screen import RecommendScreen
 
+    monkeypatch.setenv("LF_TUI_GPU_MEMORY", "24GiB")  # a 7B model fits a 24 GiB GPU, not this CPU's RAM
     app = LfTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")

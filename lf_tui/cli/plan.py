@@ -7,16 +7,17 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from methods.memory_plan import MemoryPlan
+    from methods.memory_plan import Device, MemoryPlan
 
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="estimate a config's peak training memory (before anything loads)")
     p.add_argument("--config", "-c", required=True, help="config JSON file")
     p.add_argument("--base-model", help="plan for this model instead of the config's base_model")
-    p.add_argument("--gpu-memory", help="the memory budget, e.g. 24GiB or 80GB (default: the GPU NVML reports)")
-    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                   help="plan for a GPU (default) or for this CPU's RAM")
+    p.add_argument("--gpu-memory", help="plan for a GPU of this size, e.g. 24GiB or 80GB (default: $LF_TUI_GPU_MEMORY, "
+                   "else the GPU NVML reports, else this machine's CPU and RAM)")
+    p.add_argument("--device", choices=("cuda", "cpu"),
+                   help="plan for a GPU or for this CPU's RAM (default: as the editor does, see --gpu-memory)")
     p.add_argument("--seq-len", type=int, help="tokens per example (default: training.max_seq_length)")
     p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--json", action="store_true", help="print one JSON object (total_bytes, breakdown, fits)")
@@ -24,7 +25,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.planning import PlanError, estimate, gpu_budget, ram_budget
+    from engine.planning import PlanError, estimate
     from lf_tui.cli import console
     from lf_tui.cli.validate import print_report
     from methods.config_file import ConfigInputError, read_config_file
@@ -44,39 +45,56 @@ def run(args: argparse.Namespace) -> int:
     if (args.seq_len is not None and args.seq_len < 1) or (budget is not None and budget < 1):
         console.err().print("[red]error:[/red] --seq-len and --gpu-memory must be positive")
         return 2
-    if budget is None and args.device == "cuda":
-        budget, where = gpu_budget()
-    elif budget is None:  # planning for this CPU: its RAM is the budget
-        budget, where = ram_budget()
+    try:
+        device, budget, where = target(args.device, budget, where)
+    except PlanError as exc:
+        console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
+        return 2
     from pathlib import Path
 
     from methods.config_paths import resolve_cli_path, resolve_config_paths
 
     config = resolve_config_paths(resolved.config, Path(args.config).parent)  # as `lf-tui train` reads it
-    seq_len = args.seq_len
-    if seq_len is None and args.dataset:
-        from engine.recommend import longest_example_tokens
+    seq_len, seq_source = args.seq_len, "--seq-len"
+    if seq_len is None:
+        from engine.recommend import planned_seq_len
 
-        longest = longest_example_tokens(str(resolve_cli_path(args.dataset)))
-        if longest is None:
+        try:
+            seq_len, seq_source = planned_seq_len(config.training.max_seq_length, resolve_cli_path(args.dataset))
+        except PlanError:
             console.err().print(f"[red]error:[/red] {args.dataset}: not a local JSON/JSONL dataset the planner can "
                                 "read\n  hint: give a .json or .jsonl file, or --seq-len")
             return 2
-        seq_len = min(config.training.max_seq_length, longest)
     try:
-        plan, shape, source = estimate(config, args.device, resolve_cli_path(args.base_model), seq_len)
+        plan, shape, source = estimate(config, device, resolve_cli_path(args.base_model), seq_len)
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
     if args.json:
         print(json.dumps({"base_model": args.base_model or resolved.config.base_model, "model_config": source,
-                          "method": resolved.config.method_name, **plan.to_json(budget)}, indent=2))
+                          "method": resolved.config.method_name, **plan.to_json(budget), "budget_source": where,
+                          "seq_len_source": seq_source}, indent=2))
     else:
-        show(plan, budget, where, args.base_model or resolved.config.base_model, source)
+        show(plan, budget, where, args.base_model or resolved.config.base_model, source, seq_source)
     return 0 if budget is None or plan.total <= budget else 1
 
 
-def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: str) -> None:
+def target(device: Device | None, budget: int | None, where: str) -> tuple[Device, int | None, str]:
+    """(device, budget, where) the plan assumes: the editor's (engine.planning.machine_budget) unless --device or
+    --gpu-memory say otherwise (--gpu-memory alone means a GPU of that size)."""
+    from engine.planning import gpu_budget, machine_budget, ram_budget
+
+    if budget is not None:
+        return device or "cuda", budget, where
+    if device is None:
+        return machine_budget()
+    if device == "cpu":
+        return ("cpu", *ram_budget())
+    assumed, size, source = machine_budget()
+    return ("cuda", size, source) if assumed == "cuda" else ("cuda", *gpu_budget())
+
+
+def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: str, seq_source: str) -> None:
     from rich.table import Table
 
     from lf_tui.cli import console
@@ -89,7 +107,9 @@ def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: s
     for row in memory_text.breakdown_rows(plan):
         table.add_row(*row)
     out.print(table)
-    out.print(memory_text.setting_line(plan))
+    out.print(f"{memory_text.setting_line(plan)}\nsequence length: {seq_source}"
+              + ("; training only: the runtime (torch, the process) is not counted on a CPU"
+                 if plan.setting.device == "cpu" else ""))
     out.print(f"model config: {source}")
     for note in plan.notes:
         out.print(f"[yellow]note:[/yellow] {note}")

@@ -9,7 +9,8 @@ import json
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("recommend", help="the methods and settings that fit a model in your GPU, ranked")
     p.add_argument("--base-model", required=True, help="hub id, local model folder or builtin:tiny-llama")
-    p.add_argument("--gpu-memory", help="the memory budget, e.g. 24GiB (default: the GPU NVML reports)")
+    p.add_argument("--gpu-memory", help="plan for a GPU of this size, e.g. 24GiB (default: $LF_TUI_GPU_MEMORY, else "
+                   "the GPU NVML reports, else this machine's CPU and RAM)")
     p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--goal", choices=("quality", "speed", "memory"), default="quality", help="what to rank by")
     p.add_argument("--top", type=int, default=10, help="how many to show (default 10)")
@@ -18,34 +19,35 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.planning import PlanError, gpu_budget
+    from engine.planning import PlanError, machine_budget
     from engine.recommend import recommend
     from lf_tui.cli import console
-    from methods.memory_plan import parse_size
+    from methods.memory_plan import Device, parse_size
 
     try:
-        budget, where = (parse_size(args.gpu_memory), "--gpu-memory") if args.gpu_memory else gpu_budget()
+        device: Device = "cuda"
+        if args.gpu_memory:
+            budget, where = parse_size(args.gpu_memory), "--gpu-memory"
+        else:  # what the editor and lf-tui plan assume: $LF_TUI_GPU_MEMORY, this machine's GPU, else its RAM
+            device, budget, where = machine_budget()
+        from methods.config_paths import resolve_cli_path
+
+        found, notes = recommend(args.base_model, budget, args.goal, device, dataset=resolve_cli_path(args.dataset))
     except ValueError as exc:
         console.err().print(f"[red]error:[/red] {exc}")
         return 2
-    if budget is None:
-        console.err().print("[red]error:[/red] no GPU found here: give --gpu-memory (e.g. 24GiB)")
-        return 2
-    try:
-        from methods.config_paths import resolve_cli_path
-
-        found, notes = recommend(args.base_model, budget, args.goal, dataset=resolve_cli_path(args.dataset))
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
     shown = found[:max(1, args.top)]
     if args.json:
-        print(json.dumps({"base_model": args.base_model, "budget_bytes": budget, "goal": args.goal, "notes": notes,
+        print(json.dumps({"base_model": args.base_model, "budget_bytes": budget, "device": device,
+                          "budget_source": where, "goal": args.goal, "notes": notes,
                           "candidates": [{"method": c.method, "settings": c.settings, "total_bytes": c.plan.total,
                                           "relative_speed": c.speed, "quality_pct": c.quality,
                                           "config": c.document} for c in shown]}, indent=2))
         return 0 if found else 1
-    show(shown, budget, where, args, notes)
+    show(shown, budget, f"{where}, {device}", args, notes)
     return 0 if found else 1
 
 

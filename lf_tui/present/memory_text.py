@@ -36,11 +36,16 @@ def setting_line(plan: MemoryPlan) -> str:
             f"{count(plan.params)} parameters, {count(plan.trainable_params)} trainable")
 
 
+def budget_text(budget: int, device: str) -> str:
+    """`23.5 GiB RAM` (a CPU run's budget) or `24.0 GiB GPU`: which memory a budget is."""
+    return f"{size(budget)} {'RAM' if device == 'cpu' else 'GPU'}"
+
+
 def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
-    """`fits in 24.0 GiB (GPU 0) with 5.6 GiB to spare` or `does not fit ...: short by 3.1 GiB; try ...`."""
+    """`fits in 24.0 GiB GPU (GPU 0) with 5.6 GiB to spare` or `does not fit ...: short by 3.1 GiB; try ...`."""
     if budget is None:
         return "no memory budget: give --gpu-memory (e.g. 24GiB) or run on a machine with an NVIDIA GPU"
-    place = f"{size(budget)}{f' ({where})' if where else ''}"
+    place = f"{budget_text(budget, plan.setting.device)}{f' ({where})' if where else ''}"
     margin = plan.margin(budget)
     if margin >= 0:
         tight = " (tight: within the estimate's uncertainty)" if plan.high > budget else ""
@@ -50,12 +55,13 @@ def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
 
 def editor_line(plan: MemoryPlan, budget: int, where: str) -> str:
     """The editor's estimate in two short lines (its side panel is 30 columns at 80x24):
-    `memory ~17.5 GiB (cuda bf16)` and `fits 24.0 GiB: 6.5 GiB spare` (or `short by`); `where` names the budget."""
+    `memory ~17.5 GiB (cuda bf16)` and `fits 24.0 GiB GPU: 6.5 GiB spare (GPU 0: ...)`, or on a CPU
+    `fits 23.5 GiB RAM: 23.4 GiB spare` (or `short by`); `where` names a GPU budget's source."""
     head = f"memory ~{size(plan.total)} ({plan.setting.device} {plan.setting.precision})"
     margin = plan.margin(budget)
-    verdict = (f"fits {size(budget)}: {size(margin)} spare" if margin >= 0 else
-               f"does not fit {size(budget)}: short by {size(-margin)}")
-    return f"{head}\n{verdict} ({where})"
+    place = budget_text(budget, plan.setting.device)
+    verdict = f"fits {place}: {size(margin)} spare" if margin >= 0 else f"does not fit {place}: short by {size(-margin)}"
+    return f"{head}\n{verdict}" + ("" if plan.setting.device == "cpu" else f" ({where})")
 
 
 def advice(plan: MemoryPlan) -> str:

@@ -15,7 +15,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 
 from lf_tui.messages import OpenEditor
-from lf_tui.present.memory_text import RECOMMEND_HEADERS, recommend_rows, size
+from lf_tui.present.memory_text import RECOMMEND_HEADERS, recommend_rows
+from lf_tui.present.memory_text import budget_text as budget_text_of
 
 GOALS = [("best quality", "quality"), ("fastest", "speed"), ("least memory", "memory")]
 
@@ -35,16 +36,34 @@ class RecommendScreen(Screen[None]):
     def __init__(self, base_model: str = "builtin:tiny-llama", budget: str | None = None):
         super().__init__()
         self.base_model = base_model
-        self.budget = budget or os.environ.get("LF_TUI_GPU_MEMORY") or "24GiB"
+        self.device, self.where, self.machine_bytes, self.machine_text = self._machine()
+        self.budget = budget or self.machine_text
+        if budget:
+            self.device, self.where = "cuda", "the GPU asked for"
         self.found: list[Any] = []
         self.planned_budget = 0
+        self.budget_typed = self.budget
+
+    @staticmethod
+    def _machine() -> tuple[str, str, int, str]:
+        """What the editor and lf-tui plan assume (engine.planning.machine_budget): (device, where, budget bytes,
+        the budget as the input shows it); a bad $LF_TUI_GPU_MEMORY is shown as typed, and its error on planning."""
+        from engine.planning import BUDGET_ENV, PlanError, machine_budget
+
+        try:
+            device, budget, where = machine_budget()
+        except PlanError:
+            return "cuda", f"${BUDGET_ENV}", 0, os.environ.get(BUDGET_ENV, "")
+        shown = os.environ.get(BUDGET_ENV) if device == "cuda" and where == f"${BUDGET_ENV}" else None
+        return device, where, budget, shown or f"{budget / 2 ** 30:.1f}GiB"
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("What fits: model, GPU memory and goal; Enter on a row opens it in the editor", classes="title")
+        yield Label("What fits: model, memory budget and goal; Enter on a row opens it in the editor",
+                    classes="title")
         with Horizontal(id="recommend-inputs"):
             yield Input(self.base_model, placeholder="hub id, model folder or builtin:tiny-llama", id="model")
-            yield Input(self.budget, placeholder="GPU memory, e.g. 24GiB", id="budget")
+            yield Input(self.budget, placeholder="memory budget, e.g. 24GiB", id="budget")
             yield Select(GOALS, value="quality", allow_blank=False, id="goal")
         yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True, fixed_columns=2)
         yield Static(id="recommend-status")
@@ -82,13 +101,17 @@ class RecommendScreen(Screen[None]):
         worker = get_current_worker()
         budget = 0
         try:
-            budget = parse_size(budget_text)
+            # the machine's own budget exactly as plan and the editor take it (the input shows it rounded)
+            budget = self.machine_bytes if budget_text == self.machine_text and self.machine_bytes else \
+                parse_size(budget_text)
             if budget < 1:
-                raise ValueError("the GPU memory must be positive, e.g. 24GiB")
-            found, notes = recommend(model, budget, goal)  # type: ignore[arg-type]
-            status = (f"{len(found)} fit {escape(model)} in {size(budget)}, best for {goal} first · "
+                raise ValueError("the memory budget must be positive, e.g. 24GiB")
+            found, notes = recommend(model, budget, goal, self.device)  # type: ignore[arg-type]
+            where = self.where if budget_text == self.machine_text else "as typed"
+            place = f"{budget_text_of(budget, self.device)} ({escape(where)})"
+            status = (f"{len(found)} fit {escape(model)} in {place}, best for {goal} first · "
                       + escape(" · ".join(notes)) if found else
-                      f"[yellow]nothing fits {escape(model)} in {size(budget)}[/yellow]: a smaller model or more memory")
+                      f"[yellow]nothing fits {escape(model)} in {place}[/yellow]: a smaller model or more memory")
         except ValueError as exc:
             found, status = [], f"[red]{escape(str(exc))}[/red]"
         except PlanError as exc:
@@ -96,6 +119,7 @@ class RecommendScreen(Screen[None]):
         except Exception as exc:  # a planner bug: say so instead of leaving "planning…" for ever
             found, status = [], f"[red]cannot plan: {escape(type(exc).__name__)}: {escape(str(exc))}[/red]"
         if not worker.is_cancelled:  # a newer request supersedes this one
+            self.budget_typed = budget_text
             self.app.call_from_thread(self._show, found, status, budget)
 
     def _show(self, found: list[Any], status: str, budget: int = 0) -> None:
@@ -116,7 +140,8 @@ class RecommendScreen(Screen[None]):
         from methods.catalogue import get_catalogue
 
         method = get_catalogue().get(candidate.method)
-        # the editor's memory line plans for the same GPU as this table, not for this machine
+        # the editor's memory line plans for the same device and budget as this table
         self.post_message(OpenEditor(candidate.method, method.defaults_path,
                                      text=json.dumps(candidate.document, indent=2) + "\n",
-                                     plan_for=("cuda", self.planned_budget, "the GPU asked for")))
+                                     plan_for=(self.device, self.planned_budget,
+                                               self.where if self.budget_typed == self.machine_text else "as typed")))
