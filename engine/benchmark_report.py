@@ -130,6 +130,11 @@ def _unknown(key: str, known: list[str]) -> str:
     return f"unknown key (did you mean {close[0]}?)" if close else f"unknown key (known: {', '.join(known)})"
 
 
+def _section(bench: dict[str, Any], key: str) -> dict[str, Any]:
+    value = bench.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def report(run: RunDir) -> dict[str, Any]:
     """{"run_id", "verdict": pass | fail | incomplete | no thresholds, "checks": [Check as dict, ...],
     "problems": [the benchmarks block's unknown keys, ...]}."""
@@ -141,8 +146,7 @@ def report(run: RunDir) -> dict[str, Any]:
     summary = run.summary() or {}
     checks: list[Check] = []
     unfinished = "" if summary else "the run has not finished (no summary yet)"
-    eff, quality, res = (bench.get(k) if isinstance(bench.get(k), dict) else {}
-                         for k in ("training_efficiency", "quality_metrics", "resource_metrics"))
+    eff, quality, res = (_section(bench, k) for k in ("training_efficiency", "quality_metrics", "resource_metrics"))
     if eff.get("max_training_time"):
         t = summary.get("training_time_s")
         checks.append(_check("training_efficiency", "max_training_time", eff["max_training_time"], t,

@@ -4,7 +4,8 @@
 in the dtype `lf-tui export --merged` writes by default: the base's parameters x bytes a value; a full fine-tune's
 folder as saved; None for a method that cannot merge, with merged_note saying why), first_token_s and tokens_per_s
 (the medians of `samples` short greedy generations after a warm-up, each timed as the serving process times its
-answers, engine.generation_timing.complete: one timing alone swings tenfold on a busy machine), new_tokens, device. A figure that could not be measured is None and `not_measured` says why: measuring never fails a run.
+answers, engine.generation_timing.complete: one timing alone swings tenfold on a busy machine), new_tokens, device.
+A figure that could not be measured is None and `not_measured` says why: measuring never fails a run.
 """
 
 from __future__ import annotations

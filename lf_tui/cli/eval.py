@@ -78,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     found = resolve_run(args.runs_dir, args.run)
     if found is None:
         return 2
-    cmd = [sys.executable, "-m", "engine.evaluate", str(found.path.resolve()), "--tasks", *_tasks(args.tasks)]
+    tasks = _tasks(args.tasks)
+    for task in tasks:  # a missing task file: said before a model loads (the engine's words and exit)
+        if Path(task).is_absolute() and not Path(task).is_file():
+            err.print(error_text({"kind": "data", "error": f"{task}: no such task file",
+                                  "hint": "give a JSONL file of questions, `sample`, or an lm-eval task"}))
+            return 1
+    cmd = [sys.executable, "-m", "engine.evaluate", str(found.path.resolve()), "--tasks", *tasks]
     cmd += ["--base"] * args.base + (["--limit", str(args.limit)] if args.limit else [])
     if not args.json:
         err.print(f"[dim]loading run {found.run_id}'s model{' and its base' if args.base else ''}…[/dim]")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from lf_tui.cli.options import add_runs_dir
 
 DTYPES = ("bf16", "fp16", "fp32")
+MANIFEST = "lf_tui_export.json"  # engine.export.MANIFEST: what marks a folder as a previous export
 
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +33,6 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 def run(args: argparse.Namespace) -> int:
     import subprocess
     import sys
-    from pathlib import Path
 
     from rich.markup import escape
 
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if found is None:
         return 2
     out = Path(args.out).expanduser().absolute()  # the engine runs in the project's folder, not ours
+    refusal = out_refusal(out, args.force)
+    if refusal is not None:  # before anything loads: the engine's own refusal (engine.export.check_out)
+        console.err().print(f"[red]export error:[/red] {escape(refusal[0])}\n  hint: {escape(refusal[1])}")
+        return 1
     cmd = [sys.executable, "-m", "engine.export", str(found.path.resolve()), "--out", str(out)]
     cmd += ["--merged"] * args.merged + ["--force"] * args.force + (["--dtype", args.dtype] if args.dtype else [])
     cmd += ["--qlora-base", args.qlora_base] if args.qlora_base else []
@@ -69,6 +74,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         show(result)
     return 0
+
+
+def out_refusal(out: Path, force: bool) -> tuple[str, str] | None:
+    """(message, hint) when the export into `out` would be refused: a file, a non-empty folder without --force, or
+    with --force one that holds no previous export; the same words as engine.export.check_out."""
+    if out.exists() and not out.is_dir():
+        return f"{out} exists and is not a folder", "choose another --out"
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            return (f"{out} exists and is not empty",
+                    "choose another --out, or pass --force to replace a previous export there")
+        if not (out / MANIFEST).is_file():
+            return (f"{out} is not empty and holds no lf-tui export ({MANIFEST}): --force replaces only a previous "
+                    "export", "choose another --out, or empty the folder yourself")
+    return None
 
 
 def show(result: dict[str, Any]) -> None:
