@@ -62,6 +62,21 @@ async def _editor_line(path: Path, tmp_path: Path) -> str:
         return line()
 
 
+async def _what_fits(tmp_path: Path) -> tuple[str, list[Any]]:
+    """The F3 screen's status line and candidates for the built-in model at its default budget."""
+    from textual.widgets import Static
+
+    from lf_tui.app import LfTuiApp
+    from lf_tui.screens.recommend_screen import RecommendScreen
+
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecommendScreen) and bool(app.screen.found),
+                       what="the candidates")
+        return str(app.screen.query_one("#recommend-status", Static).render()), list(app.screen.found)
+
+
 def _recommended_lora(total: int, device: str) -> Any:
     """What fits at a budget of exactly `total`: LoRA r 16 without checkpointing fits at batch 4 and no larger."""
     found, _ = recommend("builtin:tiny-llama", total, "quality", device)  # type: ignore[arg-type]
@@ -90,6 +105,9 @@ async def test_on_this_cpu_every_front_end_and_the_run_show_one_figure(tmp_path:
     assert f"fits {size(ram)} RAM: {size(ram - total)} spare" in line, line
 
     assert _recommended_lora(total, device).plan.total == total
+    status, found = await _what_fits(tmp_path)
+    assert f"in {size(ram)} RAM (this machine's CPU)" in status, status
+    assert {c.plan.setting.device for c in found} == {"cpu"}
 
     config = validate_config(json.loads(path.read_text())).config
     run, events, code = train(store, config, learnable_dataset)
@@ -116,3 +134,6 @@ async def test_with_a_gpu_size_set_every_front_end_plans_for_that_gpu(tmp_path: 
     assert f"fits 24.0 GiB GPU: {size(24 * 1024 ** 3 - total)} spare (${BUDGET_ENV})" in line, line
 
     assert _recommended_lora(total, "cuda").plan.total == total
+    status, found = await _what_fits(tmp_path)
+    assert f"in 24.0 GiB GPU (${BUDGET_ENV})" in status, status
+    assert {c.plan.setting.device for c in found} == {"cuda"}

@@ -109,3 +109,19 @@ async def test_the_screen_lists_what_fits_and_opens_one_in_the_editor(llama7b: s
         inner = json.loads(text)["method_config"]
         assert inner["base_model"] == llama7b and inner["method_name"] == first.method
         assert inner["training"]["batch_size"] == first.settings["batch"]
+
+
+def test_the_screen_plans_for_what_the_editor_assumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU and no $LF_TUI_GPU_MEMORY: this CPU and its RAM (exactly, not the input's rounded text); a set size: a
+    GPU of it, as typed."""
+    import engine.planning
+    from lf_tui.screens.recommend_screen import RecommendScreen
+
+    monkeypatch.delenv("LF_TUI_GPU_MEMORY", raising=False)
+    monkeypatch.setattr(engine.planning, "gpu_budget", lambda: (None, ""))
+    ram = engine.planning.ram_budget()[0]
+    device, where, budget, shown = RecommendScreen._machine()
+    assert (device, where, budget) == ("cpu", "this machine's CPU", ram) and shown == f"{ram / 2 ** 30:.1f}GiB"
+    monkeypatch.setenv("LF_TUI_GPU_MEMORY", "24GiB")
+    assert RecommendScreen._machine() == ("cuda", "$LF_TUI_GPU_MEMORY", 24 * GiB, "24GiB")
+    assert RecommendScreen(budget="80GiB").device == "cuda"
