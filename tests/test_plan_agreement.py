@@ -74,7 +74,9 @@ async def _what_fits(tmp_path: Path) -> tuple[str, list[Any]]:
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, RecommendScreen) and bool(app.screen.found),
                        what="the candidates")
-        return str(app.screen.query_one("#recommend-status", Static).render()), list(app.screen.found)
+        screen = app.screen
+        assert isinstance(screen, RecommendScreen)
+        return str(screen.query_one("#recommend-status", Static).render()), list(screen.found)
 
 
 def _recommended_lora(total: int, device: str) -> Any:
