@@ -99,8 +99,8 @@ async def test_the_screen_lists_what_fits_and_opens_one_in_the_editor(llama7b: s
         model.focus()
         await pilot.press("enter")
         table = screen.query_one("#candidates", DataTable)
-        await wait_for(pilot, lambda: table.row_count > 0 and screen.found and
-                       screen.found[0].document["method_config"]["base_model"] == llama7b, what="candidates")
+        await wait_for(pilot, lambda: bool(table.row_count > 0 and screen.found and
+                       screen.found[0].document["method_config"]["base_model"] == llama7b), what="candidates")
         first = screen.found[0]
         table.focus()
         await pilot.press("enter")
