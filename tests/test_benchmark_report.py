@@ -35,6 +35,7 @@ def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
     (tmp_path / "bench.json").write_text(json.dumps(doc))
     trained = lf("train", "-m", "lora", "-c", "bench.json", "--plain", cwd=tmp_path)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+    assert "step 4  eval loss " in trained.stdout and "eval_loss=" not in trained.stdout  # plain: the eval line
     (run_path,) = [p for p in (tmp_path / "runs").iterdir() if (p / "config.json").is_file()]
     run = RunDir(run_path)
 
@@ -44,6 +45,8 @@ def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
 
     evaluated = lf("eval", run.run_id, "--tasks", "sample", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stdout[-2000:] + evaluated.stderr[-2000:]
+    limited = lf("eval", run.run_id, "--tasks", "sample", "--limit", "5", cwd=tmp_path)  # never replaces the full one
+    assert limited.returncode == 0 and (run.path / "eval" / "sample_mc@limit5.json").is_file()
     out = lf("report", run.run_id, "--json", cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr  # the 1 MiB memory budget fails
     result = json.loads(out.stdout)
@@ -59,7 +62,9 @@ def test_a_run_is_checked_threshold_by_threshold(tmp_path: Path) -> None:
     if "recent_change_pct" in conv:
         assert checks["convergence_threshold"]["value"] == abs(conv["recent_change_pct"]) / 100
     eval_doc = json.loads((run.path / "eval" / "sample_mc.json").read_text())
-    assert checks["sample"]["value"] == eval_doc["models"]["trained"]["acc"]
+    assert checks["sample"]["value"] == eval_doc["models"]["trained"]["acc"] and eval_doc["limit"] is None
+    assert eval_doc["models"]["trained"]["count"] > 5 and f"{eval_doc['models']['trained']['count']} questions" in \
+        checks["sample"]["why"]
     assert checks["sample"]["verdict"] == "pass" and "questions" in checks["sample"]["why"]
     gpu = checks["min_gpu_utilization"]
     assert gpu["verdict"] == "not measured" and "no GPU" in gpu["why"]  # a CPU run

@@ -163,6 +163,7 @@ def test_cli_as_the_readme_shows(runs: Any, root: Path) -> None:
     proc = lf(root, "eval", run.run_id, "--tasks", "sample", "--limit", "10")
     assert proc.returncode == 0, proc.stderr
     assert "sample_mc" in proc.stdout and "trained" in proc.stdout and "/10)" in proc.stdout
+    assert "report judges only the full one" in " ".join(proc.stdout.split())
     saved = json.loads((run.path / "eval" / "sample_mc@limit10.json").read_text())  # never the full result's file
     assert saved["models"]["trained"]["count"] == 10 and "base" not in saved["models"]
     assert 0 <= saved["models"]["trained"]["correct"] <= 10 and saved["limit"] == 10 and saved["limited"]

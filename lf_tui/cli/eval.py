@@ -60,6 +60,9 @@ def show(result: dict[str, Any]) -> None:
     for entry in result["results"]:
         out.print(f"[dim]{escape(entry['task'])}: {escape(entry['normalisation'])}; saved to "
                   f"{escape(entry['path'])}[/dim]")
+        if entry.get("limited"):
+            out.print(f"[dim]a limited evaluation (--limit {entry['limit']}): lf-tui report judges only the full "
+                      "one, which it leaves in place[/dim]")
 
 
 def run(args: argparse.Namespace) -> int:
