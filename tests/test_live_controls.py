@@ -114,6 +114,8 @@ def test_cli_checkpoint_and_stop_after_eval_on_a_detached_run(tmp_path: Path) ->
         assert finished and finished[-1].status == "completed" and stopped_at % 40 == 0 and stopped_at < 3000
         assert (run.checkpoints_dir / f"step-{stopped_at}").is_dir() and run.weights_dir.is_dir()
         assert any(isinstance(e, Eval) and e.step == stopped_at for e in events(run))
+        summary = run.summary() or {}
+        assert summary["stopped_early"] and "stopped after the evaluation at step" in summary["stop_reason"]
         # the run has ended: nothing to control
         late = lf("control", run.run_id, "checkpoint", cwd=work)
         assert late.returncode == 1 and "not running" in late.stdout

@@ -25,7 +25,8 @@ def planned_line(st: RunStarted | None) -> str | None:
     """The memory planner's peak for the run, to read beside the measured memory; None without an estimate."""
     if st is None or not st.planned_peak_bytes:
         return None
-    return f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB"
+    scope = "training, runtime not included" if st.device.startswith("cpu") else "training"
+    return f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB ({scope})"
 
 
 def title(run_id: str, status: str, started: RunStarted | None, trust_remote_code: bool = False) -> str:
@@ -145,7 +146,8 @@ def _peak(summary: dict[str, Any]) -> str:
         return shown
     runtime = summary.get("runtime_memory_mb")
     if isinstance(runtime, (int, float)) and runtime:  # CPU: the process's RSS, of which the runtime is a part
-        return f"{shown} ({max(0.0, peak - runtime):.0f} MB above the {runtime:.0f} MB runtime; planned {planned:.0f} MB)"
+        return (f"{shown} ({runtime:.0f} MB runtime + {max(0.0, peak - runtime):.0f} MB training; planned "
+                f"{planned:.0f} MB for training)")
     return f"{shown} (planned {planned:.0f} MB)"
 
 
@@ -210,7 +212,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if derived is not None:
         rows.insert(1, ("fused from", derived))
     if summary.get("stopped_early"):
-        rows.append(("stopped early", "yes: no better eval loss within the patience"))
+        rows.append(("stopped early", f"yes: {summary.get('stop_reason') or 'no better eval loss within the patience'}"))
     if summary.get("diverged_at_step") is not None:
         rows.append(("diverged at step", str(summary["diverged_at_step"])))
     for name, points in (summary.get("method_metrics") or {}).items():
