@@ -24,7 +24,7 @@ from lf_tui.widgets.plots import CurvePlot
 class CompareScreen(Screen[None]):
     """The runs are replayed from disk in a worker thread; the tables fill in when they are read."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("tab", "app.focus_next", "Next table (←/→ scroll)")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("tab", "app.focus_next", "Next table", show=False)]
 
     def __init__(self, runs: list[RunDir]):
         super().__init__()
