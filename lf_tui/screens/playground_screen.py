@@ -90,7 +90,7 @@ class PlaygroundScreen(Screen[None]):
     PlaygroundScreen #pg-ask { height: 3; }
     PlaygroundScreen #pg-prompt { width: 1fr; }
     PlaygroundScreen #pg-settings { width: 40; }
-    PlaygroundScreen #pg-asked { color: $text-muted; padding: 0 1; height: auto; }
+    PlaygroundScreen .pg-asked { color: $text-muted; padding: 0 1; height: auto; }
     PlaygroundScreen .pg-caption { color: $text-muted; padding: 0 1; }
     """
     BINDINGS = [
@@ -238,7 +238,7 @@ class PlaygroundScreen(Screen[None]):
         answers.remove_children()
         self.cards = {}
         state = self.state
-        answers.mount(Static(escape(f"“{one_line(state.prompt, 200)}” · {state.settings_text}"), id="pg-asked"))
+        answers.mount(Static(escape(f"“{one_line(state.prompt, 200)}” · {state.settings_text}"), classes="pg-asked"))
         for base_model, run_ids in state.groups():
             keys = [k for k, a in state.answers.items() if a.base_model == base_model and
                     (k in run_ids or k.startswith(f"{BASE}@"))]
