@@ -46,6 +46,6 @@ def json_result(compute: Callable[[], dict[str, Any]], oom_hint: str) -> int:
         oom = "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
         result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "kind": "oom" if oom else "internal",
                   "hint": oom_hint if oom else "this looks like a bug"}
-    real_stdout.write(json.dumps(result) + "\n")
+    real_stdout.write(json.dumps(result, default=str) + "\n")
     real_stdout.flush()
     return 1 if "error" in result else 0

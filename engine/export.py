@@ -342,23 +342,10 @@ def model_card(run: Any, cfg: Any, manifest: dict[str, Any], out: Path, refusal:
 
 
 def _json_result(compute: Any) -> int:
-    """Run `compute()`; library chatter goes to stderr, stdout carries only the JSON result (or the error)."""
-    real_stdout = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    from engine.errors import EngineError
+    from engine.eval_process import json_result
 
-    try:
-        result = compute()
-    except EngineError as exc:
-        result = {"error": exc.message, "kind": exc.kind, "hint": exc.hint}
-    except Exception as exc:  # reported as JSON (out of memory included), never a traceback on the user's terminal
-        oom = "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
-        result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "kind": "oom" if oom else "internal",
-                  "hint": "a merged export holds one copy of the model in memory: use --dtype bf16, or a machine "
-                          "with more memory" if oom else "this looks like a bug"}
-    real_stdout.write(json.dumps(result) + "\n")
-    real_stdout.flush()
-    return 1 if "error" in result else 0
+    return json_result(compute, "a merged export holds one copy of the model in memory: use --dtype bf16, or a "
+                                "machine with more memory")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -304,21 +304,9 @@ def parameter_counts(run: RunDir, first: Parent) -> tuple[int, int]:
 
 
 def _json_result(compute: Any) -> int:
-    """Run `compute()`; library chatter goes to stderr, stdout carries only the JSON result (or the error)."""
-    real_stdout = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    try:
-        result = compute()
-    except EngineError as exc:
-        result = {"error": exc.message, "kind": exc.kind, "hint": exc.hint}
-    except Exception as exc:  # reported as JSON (out of memory included), never a traceback on the user's terminal
-        oom = "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
-        result = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "kind": "oom" if oom else "internal",
-                  "hint": "the fusion holds the base model once in memory: a machine with more memory"
-                          if oom else "this looks like a bug"}
-    real_stdout.write(json.dumps(result, default=str) + "\n")
-    real_stdout.flush()
-    return 1 if "error" in result else 0
+    from engine.eval_process import json_result
+
+    return json_result(compute, "the fusion holds the base model once in memory: a machine with more memory")
 
 
 def weight_list(text: str) -> list[float]:
