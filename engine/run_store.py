@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
 CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
     "config.json", "meta.json", "engine.json", "events.jsonl", "summary.json", "engine.log")
 STARTING_GRACE_S = 60.0
+MIN_FREE_BYTES = 50 * 2**20  # a store with less free space than this is refused before a run starts
 LIVE = ("running", "starting")  # statuses of a run whose engine is (or is about to be) training
 EXIT_CODES = {"completed": 0, "cancelled": 130}  # any other ending: 1
 INTERRUPTED = EXIT_CODES["cancelled"]  # a viewer stopped by Ctrl-C (or detached) exits as a cancelled run does
@@ -33,6 +35,57 @@ class RunNotFound(LookupError):
 
 class RunRefused(RuntimeError):
     """The store refuses an operation on a run now (e.g. deleting a running one); the message says why."""
+
+
+class StoreWriteError(OSError):
+    """Writing into the run store failed (read-only, full, no permission); the message is one sentence for the user."""
+
+
+WHAT_TO_DO = f"give a writable folder with --runs-dir DIR or ${ENV_RUNS_DIR}"
+CAUSES = {errno.EROFS: "is on a read-only file system", errno.EACCES: "cannot be written (permission denied)",
+          errno.EPERM: "cannot be written (operation not permitted)", errno.ENOTDIR: "is not a folder",
+          errno.EEXIST: "is not a folder", errno.ENOSPC: "has no space left", errno.EDQUOT: "is over its disk quota"}
+
+
+def _cause(exc: OSError) -> str:
+    return CAUSES.get(exc.errno or 0, f"cannot be written ({exc.strerror or exc})")
+
+
+def store_error(folder: Path, exc: OSError) -> StoreWriteError:
+    """One sentence for a failed write into `folder`: which folder, the cause, what to do."""
+    fix = "free some space, or " + WHAT_TO_DO if exc.errno in (errno.ENOSPC, errno.EDQUOT) else WHAT_TO_DO
+    error = StoreWriteError(f"the runs folder {folder} {_cause(exc)}: {fix}")
+    error.errno = exc.errno
+    return error
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """None when `folder` (made if missing) takes a file and has MIN_FREE_BYTES free; else one sentence: which
+    folder, why not, and what to do."""
+    folder = Path(folder).expanduser().absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise OSError(errno.ENOTDIR, "not a folder")
+        probe = folder / f".lf-tui-write-check-{os.getpid()}-{secrets.token_hex(3)}"
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"ok")
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+            blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+            if blocker != folder:
+                return f"the runs folder {folder} cannot be made ({blocker} is a file, not a folder): {WHAT_TO_DO}"
+        return str(store_error(folder, exc))
+    if free < MIN_FREE_BYTES:
+        return (f"the runs folder {folder} has only {free / 2**20:.0f} MiB free (a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or {WHAT_TO_DO}")
+    return None
 
 
 def exit_code(status: str) -> int:
@@ -291,6 +344,10 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
         self.root = default_runs_dir(root).absolute()
+
+    def writable_refusal(self) -> str | None:
+        """Why no run can be created in this store now (one sentence: folder, cause, what to do), or None."""
+        return unwritable_reason(self.root)
 
     def create(self, method: str, config: dict[str, Any], meta: dict[str, Any] | None = None) -> RunDir:
         """Make a new run folder with its resolved config; the id is unique even for runs started together."""

@@ -1,0 +1,57 @@
+"""The run store that cannot be written: one sentence naming the folder, the cause and the fix, before any work."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.run_store import MIN_FREE_BYTES, RunStore, unwritable_reason
+
+
+def _namespaced(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a private mount namespace (root in a user namespace: no privileges needed)."""
+    try:
+        done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if "unshare:" in done.stderr or "mount:" in done.stderr:
+        pytest.skip(f"no private mounts here: {done.stderr.strip()[:200]}")
+    return done
+
+
+def test_a_writable_folder_is_made_and_left_clean(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "runs"
+    assert unwritable_reason(folder) is None
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    assert RunStore(folder).writable_refusal() is None
+
+
+def test_a_store_under_a_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    reason = unwritable_reason(tmp_path / "afile" / "runs")
+    assert reason is not None and "\n" not in reason
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in reason
+    assert "--runs-dir" in reason and "LF_TUI_RUNS_DIR" in reason
+    reason = RunStore(tmp_path / "afile").writable_refusal()
+    assert reason is not None and f"{tmp_path / 'afile'} is not a folder" in reason
+
+
+def test_a_read_only_mount_and_a_full_disk_are_named(tmp_path: Path) -> None:
+    ro, small = tmp_path / "ro", tmp_path / "small"
+    ro.mkdir()
+    small.mkdir()
+    script = (f"mount --bind {ro} {ro} && mount -o remount,ro,bind {ro} && mount -t tmpfs -o size=4m tmpfs {small} "
+              "&& exec python -c 'import sys; from pathlib import Path; from engine.run_store import unwritable_reason "
+              "as u; print(u(Path(sys.argv[1]))); print(u(Path(sys.argv[2])))' "
+              f"{ro / 'runs'} {small}")
+    import sys
+
+    done = _namespaced(script.replace("exec python", f"exec {sys.executable}"))
+    assert done.returncode == 0, done.stderr
+    read_only, full = done.stdout.splitlines()
+    assert read_only == (f"the runs folder {ro / 'runs'} is on a read-only file system: give a writable folder with "
+                         "--runs-dir DIR or $LF_TUI_RUNS_DIR")
+    assert full.startswith(f"the runs folder {small} has only 4 MiB free (a run needs at least "
+                           f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or give a writable folder"), full
