@@ -1,29 +1,46 @@
-"""Atomic file writes: readers never see half a file."""
+"""Atomic file writes: readers never see half a file, and the file gets the mode an ordinary open() gives it."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write_text", "write_json"]
 
 
+def _temp_beside(p: Path) -> tuple[int, Path]:
+    """A new file next to `p`, created as open() creates one (0o666 less the umask, default ACLs applied): unlike
+    mkstemp's private 0600, which would leave configs and run files unreadable to a team sharing a machine."""
+    while True:
+        tmp = p.parent / f".{p.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
+    """Write via a temporary file in the same folder and rename, so readers never see half a file.
+
+    A new file gets 0o666 less the umask; a file written over keeps its mode, as with open(path, "w")."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _temp_beside(p)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            try:
+                os.chmod(fh.fileno(), os.stat(p).st_mode & 0o7777)
+            except FileNotFoundError:
+                pass
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
