@@ -350,8 +350,14 @@ class RunStore:
         return unwritable_reason(self.root)
 
     def create(self, method: str, config: dict[str, Any], meta: dict[str, Any] | None = None) -> RunDir:
-        """Make a new run folder with its resolved config; the id is unique even for runs started together."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Make a new run folder with its resolved config; the id is unique even for runs started together.
+
+        StoreWriteError (one sentence: the folder, the cause, what to do) when the store cannot be written; a
+        folder begun before the write failed is removed, so no half-made run is listed."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_error(self.root, exc) from None
         while True:
             run_id = new_run_id(method)
             try:
@@ -359,10 +365,16 @@ class RunStore:
                 break
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise store_error(self.root, exc) from None
         run = RunDir(self.root / run_id)
-        write_json(run.file(CONFIG), redact(config))
-        write_json(run.file(META), {"run_id": run_id, "method": method, "created": time.time(),
-                                    "base_model": config.get("base_model", ""), **(meta or {})})
+        try:
+            write_json(run.file(CONFIG), redact(config))
+            write_json(run.file(META), {"run_id": run_id, "method": method, "created": time.time(),
+                                        "base_model": config.get("base_model", ""), **(meta or {})})
+        except OSError as exc:
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise store_error(self.root, exc) from None
         return run
 
     def list(self) -> list[RunInfo]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,6 @@ def test_a_read_only_mount_and_a_full_disk_are_named(tmp_path: Path) -> None:
               "&& exec python -c 'import sys; from pathlib import Path; from engine.run_store import unwritable_reason "
               "as u; print(u(Path(sys.argv[1]))); print(u(Path(sys.argv[2])))' "
               f"{ro / 'runs'} {small}")
-    import sys
-
     done = _namespaced(script.replace("exec python", f"exec {sys.executable}"))
     assert done.returncode == 0, done.stderr
     read_only, full = done.stdout.splitlines()
@@ -55,3 +54,35 @@ def test_a_read_only_mount_and_a_full_disk_are_named(tmp_path: Path) -> None:
                          "--runs-dir DIR or $LF_TUI_RUNS_DIR")
     assert full.startswith(f"the runs folder {small} has only 4 MiB free (a run needs at least "
                            f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or give a writable folder"), full
+
+
+CREATE = """
+import sys
+from pathlib import Path
+from engine.run_store import RunStore, StoreWriteError
+for root in sys.argv[1:]:
+    try:
+        RunStore(root).create("lora", {"base_model": "builtin:tiny-llama"})
+        print("created")
+    except StoreWriteError as exc:
+        print(type(exc).__name__, exc, sorted(p.name for p in Path(root).iterdir()))
+"""
+
+
+def test_create_says_which_folder_when_a_write_fails_anyway(tmp_path: Path) -> None:
+    """The disk fills (or the folder turns read-only) between the check and the write: a clear error, no half run."""
+    ro, full = tmp_path / "ro", tmp_path / "full"
+    ro.mkdir()
+    full.mkdir()
+    (tmp_path / "create.py").write_text(CREATE)
+    script = (f"mount --bind {ro} {ro} && mount -o remount,ro,bind {ro} && mount -t tmpfs -o size=1m tmpfs {full} "
+              f"&& (head -c 2M /dev/zero > {full}/filler; true) "
+              f"&& exec {sys.executable} {tmp_path / 'create.py'} {ro} {full}")
+    done = _namespaced(script)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    read_only, no_space = done.stdout.splitlines()
+    assert read_only == (f"StoreWriteError the runs folder {ro} is on a read-only file system: give a writable folder "
+                         "with --runs-dir DIR or $LF_TUI_RUNS_DIR []")
+    assert no_space == (f"StoreWriteError the runs folder {full} has no space left: free some space, or give a "
+                        "writable folder with --runs-dir DIR or $LF_TUI_RUNS_DIR ['filler']")
