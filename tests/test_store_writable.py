@@ -86,3 +86,41 @@ def test_create_says_which_folder_when_a_write_fails_anyway(tmp_path: Path) -> N
                          "with --runs-dir DIR or $LF_TUI_RUNS_DIR []")
     assert no_space == (f"StoreWriteError the runs folder {full} has no space left: free some space, or give a "
                         "writable folder with --runs-dir DIR or $LF_TUI_RUNS_DIR ['filler']")
+
+
+LF_TUI = str(Path(sys.executable).with_name("lf-tui"))
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return " ".join(lines[0].split())
+
+
+def test_the_cli_refuses_an_unwritable_store_before_any_work(tmp_path: Path) -> None:
+    """As a user runs it: the installed command, an empty working folder, relative paths."""
+    (tmp_path / "afile").write_text("x")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LF_TUI_RUNS_DIR"}
+    done = subprocess.run([LF_TUI, "quick-train", "-m", "lora", "--runs-dir", "afile/runs"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert _one_error_line(done) == (f"error: the runs folder {tmp_path / 'afile' / 'runs'} cannot be made "
+                                     f"({tmp_path / 'afile'} is a file, not a folder): give a writable folder with "
+                                     "--runs-dir DIR or $LF_TUI_RUNS_DIR")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (tmp_path / "cfg.json").write_text('{"method": "lora", "training": {"max_steps": 2}}')
+    script = (f"mount --bind ro ro && mount -o remount,ro,bind ro && {LF_TUI} train -c cfg.json --detach "
+              f"--runs-dir ro/runs 2>train.err; echo $? > train.rc; LF_TUI_RUNS_DIR=ro {LF_TUI} quick-train -m lora "
+              "--detach 2>quick.err; echo $? > quick.rc")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=env)
+    if done.returncode != 0 or not (tmp_path / "quick.rc").exists():
+        pytest.skip(f"no private mounts here: {done.stderr.strip()[:200]}")
+    for name, folder in (("train", ro / "runs"), ("quick", ro)):
+        rc, err = (tmp_path / f"{name}.rc").read_text().strip(), (tmp_path / f"{name}.err").read_text()
+        line = _one_error_line(subprocess.CompletedProcess([], int(rc), "", err))
+        assert rc == "2" and line == (f"error: the runs folder {folder} is on a read-only file system: give a "
+                                      "writable folder with --runs-dir DIR or $LF_TUI_RUNS_DIR"), (name, err)
+    assert list(ro.iterdir()) == []

@@ -16,12 +16,19 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from engine.run_store import RunStore
     from lf_tui.cli import console
     from lf_tui.cli.train import create_and_start
     from lf_tui.run_setup import config_for_quick_train
 
+    store = RunStore(args.runs_dir)
+    refusal = store.writable_refusal()  # before any work
+    if refusal:
+        console.err().print(f"[red]error:[/red] {escape(refusal)}")
+        return 2
     resolved, note = config_for_quick_train(args.method, args.base_model, max_steps=args.max_steps)
     if note:
         console.err().print(f"[dim]{note}[/dim]")
-    return create_and_start(RunStore(args.runs_dir), resolved, args)
+    return create_and_start(store, resolved, args)
