@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from lf_tui.cli.options import add_runs_dir
+
+if TYPE_CHECKING:
+    from engine.run_store import RunInfo
 
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,36 +20,66 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich import box
     from rich.markup import escape
-    from rich.table import Table
 
     from engine.run_store import RunStore
     from lf_tui.cli import console
     from lf_tui.present.formatting import shown_path
-    from lf_tui.present.runs_table import COMPACT_KEYS, columns_for, problem_lines, row
+    from lf_tui.present.runs_table import COMPACT_BELOW, columns_for, problem_lines
 
     store = RunStore(args.runs_dir)
     runs = store.list()
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
+        print(json.dumps([as_json(r) for r in runs], indent=2, default=str))
         return 0
     out = console.out()
     if not runs:
         out.print(f"no runs in {shown_path(store.root)}")
         return 0
     keys, labels = columns_for(out.width)  # an 80-column SSH terminal: the columns that matter, no box
-    compact = keys is COMPACT_KEYS
-    rows = [row(r, keys) for r in runs]
-    table = Table(title=f"Runs in {shown_path(store.root)}", box=box.SIMPLE if compact else box.HEAVY_HEAD,
-                  pad_edge=not compact)
-    for i, key in enumerate(keys):  # every cell whole (ids are what `attach`/`cancel` need); only the model may be cut
-        widest = max(len(labels[key]), *(len(cells[i]) for cells in rows))
-        table.add_column(labels[key], no_wrap=True, overflow="ellipsis", max_width=24 if key == "base_model" else None,
-                         min_width=None if key == "base_model" else widest)
-    for cells in rows:
-        table.add_row(*cells)
+    title = f"Runs in {shown_path(store.root)}"
+    shown = [k for k in keys if k != "reason"]
+    table = runs_table(title, runs, shown, labels, out.width < COMPACT_BELOW)
+    room = out.width - out.measure(table).maximum - 3
+    if "reason" in keys and room >= MIN_REASON:  # why each run ended, in the room the other columns leave
+        table = runs_table(title, runs, [*shown, "reason"], labels, out.width < COMPACT_BELOW, room)
     out.print(table)
     for line in problem_lines(runs):
         out.print(escape(line), style="yellow")
     return 0
+
+
+MIN_REASON = 12  # narrower, the reason column says too little to be worth a column
+
+
+def runs_table(title: str, runs: list[RunInfo], keys: list[str], labels: dict[str, str], compact: bool,
+               reason_width: int | None = None) -> Any:
+    """The runs as a Rich table: every cell whole (ids are what `attach`/`cancel` need) but the model's and the
+    reason's, cut at their width with an ellipsis."""
+    from rich import box
+    from rich.table import Table
+
+    from lf_tui.present.runs_table import row
+
+    rows = [row(r, keys) for r in runs]
+    table = Table(title=title, box=box.SIMPLE if compact else box.HEAVY_HEAD, pad_edge=not compact)
+    for i, key in enumerate(keys):
+        widest = max(len(labels[key]), *(len(cells[i]) for cells in rows))
+        cut = {"base_model": 24, "reason": reason_width}.get(key)
+        table.add_column(labels[key], no_wrap=True, overflow="ellipsis", max_width=cut,
+                         min_width=None if key in ("base_model", "reason") else widest)
+    for cells in rows:
+        table.add_row(*cells)
+    return table
+
+
+def as_json(info: RunInfo) -> dict[str, Any]:
+    """A run for `--json`: the store's figures, the error of a failed run ({kind, message, hint} or null) and what
+    to do next."""
+    from dataclasses import asdict
+
+    from lf_tui.run_ending import info_failure, info_next_steps
+
+    failure = info_failure(info)
+    return {**info.to_dict(), "error": asdict(failure) if failure is not None else None,
+            "next_steps": info_next_steps(info)}

@@ -39,11 +39,13 @@ def title(run_id: str, status: str, started: RunStarted | None, trust_remote_cod
     return text
 
 
-def step_fields(s: Step) -> list[tuple[str, str]]:
-    """A step's figures as (label, value): step, epoch, loss, lr, tokens/s, elapsed, ETA."""
+def step_fields(s: Step, ended: bool = False) -> list[tuple[str, str]]:
+    """A step's figures as (label, value): step, epoch, loss, lr, tokens/s, elapsed, ETA (none once the run has
+    ended: nothing is left to wait for)."""
+    eta = [] if ended else [("ETA", duration(s.eta_s))]
     return [("step", f"{s.step}/{s.total_steps}"), ("epoch", f"{s.epoch:.2f}"), ("loss", f"{s.loss:.4f}"),
             ("lr", f"{s.learning_rate:.3g}"), ("tokens/s", f"{s.tokens_per_s:,.0f}"),
-            ("elapsed", duration(s.elapsed_s)), ("ETA", duration(s.eta_s)),
+            ("elapsed", duration(s.elapsed_s)), *eta,
             *((metric_label(name), figure(value)) for name, value in s.method_metrics.items())]
 
 
@@ -73,9 +75,9 @@ def method_lines(history: dict[str, list[list[float]]]) -> list[str]:
     return [f"{metric_label(name)}: {metric_history(points)}" for name, points in history.items() if points]
 
 
-def step_line(s: Step, lines: int = 1) -> str:
-    """The step's figures on one line, or split over `lines` lines for a narrow panel."""
-    parts = [f"{label} {value}" for label, value in step_fields(s)]
+def step_line(s: Step, lines: int = 1, ended: bool = False) -> str:
+    """The step's figures on one line, or split over `lines` lines for a narrow panel (no ETA once `ended`)."""
+    parts = [f"{label} {value}" for label, value in step_fields(s, ended)]
     per_line = -(-len(parts) // max(1, lines))
     return "\n".join("  ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
 

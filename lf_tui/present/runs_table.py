@@ -10,6 +10,7 @@ from engine.benchmark_report import verdict
 from engine.run_store import RunDir, RunInfo
 from lf_tui.present.formatting import duration, number
 from lf_tui.present.run_text import deployment_fields
+from lf_tui.run_ending import info_reason
 
 
 def _figure(name: str) -> Callable[[RunInfo], Any]:
@@ -27,6 +28,12 @@ def parents(info: RunInfo) -> str | None:
     return "+".join(short_id(p) for p in info.derived_from) or None
 
 
+def ended_reason(info: RunInfo) -> str | None:
+    """Why the run ended, when it did not complete (the error's kind and message, a crash, a cancel)."""
+    text = info_reason(info)
+    return None if text == "—" else text
+
+
 def bench(info: RunInfo) -> str | None:
     """The run against its config's benchmarks block (`lf-tui report`): pass, fail, incomplete; None without one."""
     found = verdict(RunDir(info.path))
@@ -38,6 +45,7 @@ COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("method", "method", lambda r: r.method),
     ("base_model", "base model", lambda r: r.base_model),
     ("status", "status", lambda r: r.status),
+    ("reason", "reason", ended_reason),
     ("steps", "steps", lambda r: r.steps),
     ("final_loss", "final loss", lambda r: r.final_loss),
     ("best_loss", "best loss", lambda r: r.best_loss),
@@ -56,15 +64,16 @@ COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
 COMPACT_BELOW = 120  # terminal columns
 # up to WIDE_FROM columns: a fused run's parents instead of the best loss, no deployment figures
 MEDIUM_KEYS = ["run", "method", "base_model", "status", "steps", "final_loss", "derived_from", "bench", "duration",
-               "started"]
+               "started", "reason"]
 WIDE_FROM = 180
+REASON_FROM = 100  # below it, a compact table has no room for why a run ended (the run view says it)
 
 
 def columns_for(width: int) -> tuple[list[str], dict[str, str]]:
-    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW, every column
-    from WIDE_FROM)."""
+    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW, with why a run
+    ended from REASON_FROM; every column from WIDE_FROM)."""
     if width < COMPACT_BELOW:
-        return COMPACT_KEYS, COMPACT_LABELS
+        return (COMPACT_KEYS + ["reason"] if width >= REASON_FROM else COMPACT_KEYS), COMPACT_LABELS
     return (MEDIUM_KEYS, LABELS) if width < WIDE_FROM else (SORT_KEYS, LABELS)
 
 
@@ -91,7 +100,7 @@ def cells(info: RunInfo) -> dict[str, str]:
     steps = f"{info.steps}/{info.total_steps}" if info.total_steps else str(info.steps)
     figures = deployment_fields(info.deployment)
     return {"run": info.run_id, "method": info.method or "?", "base_model": info.base_model or "?",
-            "status": info.status + (" ⚠" if info.problems else ""), "steps": steps,
+            "status": info.status + (" ⚠" if info.problems else ""), "reason": ended_reason(info) or "—", "steps": steps,
             "final_loss": number(info.final_loss), "best_loss": number(info.best_loss),
             "derived_from": parents(info) or "—", "bench": BENCH_MARKS.get(bench(info) or "", "—"),
             "adapter_bytes": figures["adapter size"],

@@ -13,17 +13,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.launcher import EngineProcess, follow_events
 from engine.run_store import RunDir
 from lf_tui.curve import next_smoothing
-from lf_tui.present import run_text
+from lf_tui.messages import ResumeRequested
+from lf_tui.present import ending, run_text
 from lf_tui.present.gauges import gauges
 from lf_tui.run_state import RunState
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.plots import POINTS, CurvePlot
+from lf_tui.widgets.reflow_log import ReflowLog
 
 FRESH_S = 30.0  # an alert or a control answer older than this (a replay) is logged, not announced
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
@@ -32,9 +34,16 @@ LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 class RunScreen(Screen[None]):
     """Follows a run from its engine pipe (when this app started it) or its events.jsonl (any run)."""
 
+    # an ended run (completed, failed, cancelled, crashed) has no engine to answer c/k/e: the keys leave the
+    # footer and say why when pressed; r resumes; Esc no longer says the run goes on
     BINDINGS = [Binding("c", "cancel_run", "Cancel run"), Binding("k", "control('checkpoint')", "Checkpoint now"),
-                Binding("e", "control('stop_after_eval')", "Stop after eval"), Binding("s", "smooth", "Smooth loss"),
-                Binding("l", "log_scale", "Log scale"), Binding("escape", "back", "Back (run goes on)")]
+                Binding("e", "control('stop_after_eval')", "Stop after eval"),
+                Binding("c", "refuse('cancel')", show=False), Binding("k", "refuse('checkpoint')", show=False),
+                Binding("e", "refuse('stop_after_eval')", show=False), Binding("r", "resume", "Resume"),
+                Binding("s", "smooth", "Smooth loss"), Binding("l", "log_scale", "Log scale"),
+                Binding("escape", "back", "Back (run goes on)"), Binding("escape", "leave", "Back")]
+    LIVE_ONLY = ("cancel_run", "control", "back")
+    ENDED_ONLY = ("refuse", "resume", "leave")
 
     def __init__(self, run: RunDir, process: EngineProcess | None = None, redraw_s: float = 0.25):
         super().__init__()
@@ -61,7 +70,7 @@ class RunScreen(Screen[None]):
                 yield Static(id="figures")
                 yield ProgressBar(total=1.0, show_eta=False, id="progress")
             yield Static(id="gauges")
-        yield RichLog(id="log", max_lines=500, markup=False, wrap=True)
+        yield ReflowLog(id="log", max_lines=500)
         yield Static(id="summary")
         yield Footer(compact=True)
 
@@ -108,8 +117,9 @@ class RunScreen(Screen[None]):
     def _draw(self, m: RunState) -> None:
         self.query_one("#run-title", Label).update(
             run_text.title(self.run.run_id, m.shown_status, m.started, self.trust_remote_code))
+        ended = m.finished is not None or m.engine_gone
         if m.last_step:
-            figures = run_text.step_line(m.last_step, lines=2)
+            figures = run_text.step_line(m.last_step, lines=2, ended=ended)
         elif m.finished is not None:  # ended without a step: failed early, or made from other runs (fused)
             figures = ("no training steps: made from other runs (its summary says how)"
                        if (m.finished.summary or {}).get("fusion") else "no training steps")
@@ -123,16 +133,15 @@ class RunScreen(Screen[None]):
         self.query_one("#gauges", Static).update(self._gauges(m))
         self.query_one("#loss-plot", CurvePlot).redraw()
         self.query_one("#lr-plot", CurvePlot).redraw()
-        log = self.query_one("#log", RichLog)
+        log = self.query_one("#log", ReflowLog)
         for level, message in m.new_logs(self._logs_seen):
             log.write(Text(f"{level:>7} {message}", style=LEVEL_STYLE.get(level, "")))
         self._logs_seen = m.logs_total
         self._tell(m)
-        self.query_one("#summary", Static).update(self._summary(m.finished.summary) if m.finished else "")
-        ended = m.finished is not None
+        self.query_one("#summary", Static).update(self._summary(m) if ended else "")
         if ended != self.has_class("ended"):
             self.set_class(ended, "ended")
-            self.refresh_bindings()  # an ended run cannot be cancelled: its key leaves the footer
+            self.refresh_bindings()  # an ended run cannot be cancelled: its key leaves the footer, resume comes
 
     @staticmethod
     def _gauges(m: RunState) -> Text:
@@ -147,12 +156,22 @@ class RunScreen(Screen[None]):
         planned = run_text.planned_line(m.started)
         return Text("\n".join([*lines, *([planned] if planned else [])]))
 
-    @staticmethod
-    def _summary(summary: dict[str, Any]) -> str:
-        rows = run_text.summary_rows(summary)
-        figures = " · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence")
-        convergence = escape(dict(rows)["convergence"])
-        return f"[b]{escape(run_text.summary_title(summary))}[/b] · {escape(figures)}\nconvergence: {convergence}"
+    def _summary(self, m: RunState) -> str:
+        """How the run ended: a failed, cancelled or crashed run's error, fix and resume on the first lines (kept
+        at 80x24), then its figures; a completed run's figures and convergence."""
+        status = m.shown_status
+        summary: dict[str, Any] = (m.finished.summary if m.finished is not None else None) or {"status": status}
+        refusal = self.run.resume_refusal() if status in ending.RESUMABLE else None
+        lines = ending.ended_lines(self.run.run_id, status, ending.failure_of(m.error, summary), refusal, in_app=True)
+        rows = run_text.summary_rows(summary) if m.finished is not None else []
+        figures = escape(" · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence"
+                                    and (status == "completed" or value != "—")))  # short: what is known
+        head = f"[b]{escape(run_text.summary_title({**summary, 'status': status}))}[/b]"
+        if not lines:  # completed
+            convergence = [f"convergence: {escape(dict(rows)['convergence'])}"] if rows else []
+            return "\n".join([f"{head} · {figures}" if figures else head, *convergence])
+        first, *rest = map(escape, lines)
+        return "\n".join([f"{head} · {first}", *rest, *([figures] if figures else [])])
 
     def _tell(self, m: RunState) -> None:
         """New alerts ring the bell and notify, and the engine's answers to live controls notify, when they are
@@ -171,9 +190,31 @@ class RunScreen(Screen[None]):
         self._controls_seen = len(m.controls)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("cancel_run", "control") and self.has_class("ended"):
-            return False
+        ended = self.has_class("ended")
+        if action in self.LIVE_ONLY:
+            return not ended
+        if action == "resume":
+            return ended and self.state.shown_status in ending.RESUMABLE
+        if action in self.ENDED_ONLY:
+            return ended
         return True
+
+    def action_refuse(self, action: str) -> None:
+        """c, k or e on a run with no engine left: why nothing happens."""
+        self.notify(ending.ended_refusal(self.state.shown_status, action), severity="warning")
+
+    def action_resume(self) -> None:
+        """Continue the run from its last checkpoint (the app launches it and shows the resumed run)."""
+        refusal = self.run.resume_refusal()
+        if refusal:
+            self.notify(refusal, severity="warning", timeout=8)
+            return
+        self._stop.set()
+        self.app.pop_screen()
+        self.app.post_message(ResumeRequested(self.run))
+
+    def action_leave(self) -> None:
+        self.action_back()
 
     def action_control(self, action: str) -> None:
         """Checkpoint now, or stop after the next evaluation: a request the engine answers with a control event."""
