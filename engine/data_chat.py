@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.data_formats import SEGMENT_ROLE, TRAIN_KEY, trains
 from engine.errors import DataError
 
 PREFIX_HINT = ("the chat template renders earlier turns differently once more is added (e.g. it strips earlier "
@@ -57,11 +58,14 @@ def _require_prefix(previous: str, current: str, where: str, what: str, before: 
 
 def chat_segments(tokenizer: Any, messages: list[dict[str, Any]], tools: list[Any] | None = None,
                   where: str = "record") -> list[tuple[str, bool]]:
-    """(text, trainable) pieces of a conversation: assistant replies train, everything else is context.
+    """(text, trainable) pieces of a conversation: assistant replies train, everything else is context (a message's
+    own `train` flag, axolotl's, overrides that either way).
 
     Each piece is the difference between successive renderings, so every rendering must extend the one
     before it; a template that rewrites earlier text gets a DataError instead of a wrong mask.
     """
+    if messages and messages[0]["role"] == SEGMENT_ROLE:  # axolotl's input_output: the text as is, no template
+        return [(m["content"], bool(m[TRAIN_KEY])) for m in messages if m["content"]]
     pieces: list[tuple[str, bool]] = []
     previous = ""
     for i, message in enumerate(messages):
@@ -74,6 +78,6 @@ def chat_segments(tokenizer: Any, messages: list[dict[str, Any]], tools: list[An
         rendered = _render(tokenizer, messages[: i + 1], False, tools, where)
         before = "its generation prompt" if role == "assistant" else _upto(i)
         _require_prefix(previous, rendered, where, f"the conversation through message {i} ({role})", before)
-        pieces.append((rendered[len(previous):], role == "assistant"))
+        pieces.append((rendered[len(previous):], trains(message)))
         previous = rendered
     return [(text, trainable) for text, trainable in pieces if text]

@@ -1,4 +1,4 @@
-"""Record shapes (alpaca, sharegpt, chat, prompt_completion, text): detection, validation, normalisation."""
+"""Record shapes (alpaca, sharegpt, chat, prompt_completion, input_output, text): detection, validation, normalisation."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from engine.data_files import Record
 from engine.errors import DataError
 
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
-FORMATS = ("alpaca", "sharegpt", "chat", "prompt_completion", "text")
+FORMATS = ("alpaca", "sharegpt", "chat", "prompt_completion", "input_output", "text")
+# axolotl's template-free input_output records: {"segments": [{"label": bool, "text": str}]}, the text joined as is.
+# Their samples are messages of this role (engine.data_chat takes them as they are, no chat template, no EOS added).
+SEGMENT_ROLE = "segment"
 # Role names of ShareGPT (LLaMA-Factory and axolotl) and their OpenAI/chat-template equivalents.
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "tool": "tool"}
 PREFERENCE_FIELDS = ("chosen", "rejected")
+TRAIN_KEY = "train"  # axolotl's per-message flag: the message trains (true) or is masked (false), whatever its role
 
 
 def describe_formats(text_field: str) -> str:
@@ -22,7 +26,8 @@ def describe_formats(text_field: str) -> str:
     return ("supported shapes: alpaca {instruction, output} (optional input, system, history); "
             "sharegpt {conversations: [{from: human|gpt|system|function_call|observation, value}]} "
             "(optional system, tools); chat {messages: [{role, content}]} (optional tools); "
-            f"prompt_completion {{prompt, completion}}; text {{{text_field}}}")
+            "prompt_completion {prompt, completion}; input_output {segments: [{label: true|false, text}]}; "
+            f"text {{{text_field}}}")
 
 
 @dataclass
@@ -47,8 +52,14 @@ def _fields(record: Record) -> list[str]:
 def check_not_preference(record: Record) -> None:
     """Preference data (DPO/ORPO/KTO) has no single target: refuse it instead of training on the wrong text."""
     found = [f for f in PREFERENCE_FIELDS if _present(record, f)]
-    if _present(record, "kto_tag") or (isinstance(record.get("label"), bool) and _present(record, "completion")):
-        found.append("kto_tag" if _present(record, "kto_tag") else "label")
+    kto = "kto_tag" if _present(record, "kto_tag") else "label" if isinstance(record.get("label"), bool) else None
+    if kto and not found:  # KTO (TRL's unpaired preference, LLaMA-Factory's kto_en_demo): a verdict per answer
+        verdict = json.dumps(record[kto]) if isinstance(record[kto], (bool, int, str)) else "a verdict"
+        raise DataError(f"{record.where}: looks like KTO preference data (field {kto}: {verdict}): lf-tui trains "
+                        "supervised fine-tuning only, and would train every answer, the ones labelled false "
+                        "(undesirable) too",
+                        f"keep only the records whose {kto!r} is true and drop the {kto!r} field, or train it "
+                        "with a KTO trainer (TRL, LLaMA-Factory stage kto)")
     if found:
         raise DataError(f"{record.where}: looks like preference data (fields {', '.join(found)}): lf-tui trains "
                         "supervised fine-tuning only, and this record has no single target to learn",
@@ -68,6 +79,8 @@ def detect_format(records: list[Record], text_field: str) -> str:
         return "alpaca"
     if _present(record, "prompt") and _present(record, "completion"):
         return "prompt_completion"
+    if _present(record, "segments"):
+        return "input_output"
     if _present(record, text_field):
         return "text"
     raise DataError(f"{record.where}: cannot tell the format from fields {_fields(record)}",
@@ -75,7 +88,7 @@ def detect_format(records: list[Record], text_field: str) -> str:
 
 
 REQUIRED = {"alpaca": ("instruction", "output"), "sharegpt": ("conversations",), "chat": ("messages",),
-            "prompt_completion": ("prompt", "completion")}
+            "prompt_completion": ("prompt", "completion"), "input_output": ("segments",)}
 
 
 def _check_shape(record: Record, fmt: str, text_field: str, origin: str) -> None:
@@ -134,6 +147,12 @@ def _content(value: Any, where: str, message: dict[str, Any]) -> str:
                 texts.append(part)
             elif isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") == "text":
+                has = f"it has {sorted(k for k in part if k != 'type')}" if len(part) > 1 else "it has no other key"
+                got = "" if "text" not in part else f"; its 'text' is a {type(part['text']).__name__}"
+                raise DataError(f"{where}.content[{j}] is a text part without a 'text' string ({has}{got})",
+                                'a text part holds its text under the key "text": {"type": "text", "text": "..."}'
+                                + (" (rename 'value' to 'text')" if "value" in part else ""))
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise DataError(f"{where}.content[{j}] is a {kind!r} part: only text parts are supported",
@@ -142,7 +161,43 @@ def _content(value: Any, where: str, message: dict[str, Any]) -> str:
     raise DataError(f"{where}: 'content' must be a string or a list of text parts, got {type(value).__name__}")
 
 
+def _train_flag(raw: dict[str, Any], where: str) -> bool | None:
+    """axolotl's per-message loss switch: `train` (true/false), or its older sharegpt `weight` (0/1); None: unset."""
+    if raw.get("train_detail") is not None:
+        raise DataError(f"{where}: 'train_detail' (axolotl's per-character spans) is not supported",
+                        "split the message so that each part is wholly trained or not, and give each a "
+                        "'train' true/false")
+    train, weight = raw.get("train"), raw.get("weight")
+    if train is not None:
+        if not isinstance(train, bool):
+            raise DataError(f"{where}: 'train' must be true or false, got {train!r}",
+                            "axolotl's per-message flag: true trains the message, false masks it")
+        return train
+    if weight is not None:
+        if isinstance(weight, bool) or weight not in (0, 1):
+            raise DataError(f"{where}: 'weight' must be 0 or 1, got {weight!r}",
+                            "a message is wholly trained (1) or masked (0); lf-tui does not scale a message's loss")
+        return weight == 1
+    return None
+
+
+def trains(message: dict[str, Any]) -> bool:
+    """Whether a message's tokens carry the loss: its `train` flag when set, else only assistant turns do."""
+    flag = message.get(TRAIN_KEY)
+    return flag if isinstance(flag, bool) else message["role"] == "assistant"
+
+
 def _message(raw: Any, where: str) -> dict[str, Any]:
+    message = _plain_message(raw, where)
+    message.pop("weight", None)
+    message.pop(TRAIN_KEY, None)
+    flag = _train_flag(raw, where)
+    if flag is not None:
+        message[TRAIN_KEY] = flag
+    return message
+
+
+def _plain_message(raw: Any, where: str) -> dict[str, Any]:
     if isinstance(raw, dict) and raw.get("from") is not None and raw.get("role") is None:  # ShareGPT entry
         role, value = raw.get("from"), raw.get("value")
         if role not in SHAREGPT_ROLES:
@@ -190,7 +245,7 @@ def _conversation(record: Record, key: str) -> Sample:
     system = record.get("system")
     if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
-    answered = any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in messages)
+    answered = any(trains(m) and (m["content"].strip() or m.get("tool_calls")) for m in messages)
     return Sample(record.where, messages=messages, tools=_tools(record), has_response=answered)
 
 
@@ -199,10 +254,31 @@ def _prompt_completion(record: Record) -> Sample:
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
         messages = [_message(m, f"{record.where}: prompt[{i}]") for i, m in enumerate(prompt)]
         replies = [_message(m, f"{record.where}: completion[{i}]") for i, m in enumerate(completion)]
-        answered = any(m["role"] == "assistant" and m["content"].strip() for m in replies)
+        answered = any(trains(m) and m["content"].strip() for m in replies)
         return Sample(record.where, messages=messages + replies, tools=_tools(record), has_response=answered)
     prompt, completion = _text(record, "prompt"), _text(record, "completion")
     return Sample(record.where, [(prompt, False), (completion, True)], has_response=bool(completion.strip()))
+
+
+def _input_output(record: Record) -> Sample:
+    """axolotl's template-free format: segments trained where label is true, masked where false, joined as is."""
+    segments = record["segments"]
+    if not isinstance(segments, list) or not segments:
+        raise DataError(f"{record.where}: field 'segments' must be a non-empty list of {{label, text}} segments",
+                        f"got {type(segments).__name__}" + (" (empty)" if segments == [] else ""))
+    messages = []
+    for i, segment in enumerate(segments):
+        where = f"{record.where}: segments[{i}]"
+        if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
+            has = sorted(segment) if isinstance(segment, dict) else type(segment).__name__
+            raise DataError(f"{where}: needs a string 'text' and a boolean 'label', has {has}",
+                            '{"label": true, "text": "trained text"} or {"label": false, "text": "masked text"}')
+        if not isinstance(segment.get("label"), bool):
+            raise DataError(f"{where}: 'label' must be true (trained) or false (masked), got {segment.get('label')!r}",
+                            '{"label": true, "text": "trained text"} or {"label": false, "text": "masked text"}')
+        messages.append({"role": SEGMENT_ROLE, "content": segment["text"], TRAIN_KEY: segment["label"]})
+    answered = any(m[TRAIN_KEY] and m["content"].strip() for m in messages)
+    return Sample(record.where, messages=messages, has_response=answered)
 
 
 def to_sample(record: Record, fmt: str, text_field: str, origin: str = "data.format") -> Sample:
@@ -214,6 +290,8 @@ def to_sample(record: Record, fmt: str, text_field: str, origin: str = "data.for
         return _conversation(record, "messages" if fmt == "chat" else "conversations")
     if fmt == "prompt_completion":
         return _prompt_completion(record)
+    if fmt == "input_output":
+        return _input_output(record)
     text = _text(record, text_field)
     return Sample(record.where, [(text, True)], has_response=bool(text.strip()))
 

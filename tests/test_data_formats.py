@@ -44,7 +44,8 @@ def context(tokenizer, ex) -> str:
 
 
 SHIPPED = [("alpaca.json", "alpaca"), ("sharegpt.json", "sharegpt"), ("messages.jsonl", "chat"),
-           ("prompt_completion.jsonl", "prompt_completion"), ("text.jsonl", "text")]
+           ("prompt_completion.jsonl", "prompt_completion"), ("input_output.jsonl", "input_output"),
+           ("text.jsonl", "text")]
 
 
 @pytest.mark.parametrize(("name", "fmt"), SHIPPED, ids=[s[1] for s in SHIPPED])
@@ -147,14 +148,31 @@ PREFERENCE = [
     ({"instruction": "q", "input": "", "chosen": "good", "rejected": "bad"}, "chosen, rejected"),
     ({"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"},
       "rejected": {"from": "gpt", "value": "b"}}, "chosen, rejected"),
-    ({"prompt": "q", "completion": "a", "label": True}, "label"),  # TRL unpaired preference (KTO)
 ]
 
 
-@pytest.mark.parametrize(("row", "fields"), PREFERENCE, ids=["trl", "alpaca", "sharegpt", "kto"])
+@pytest.mark.parametrize(("row", "fields"), PREFERENCE, ids=["trl", "alpaca", "sharegpt"])
 def test_preference_data_is_refused(tokenizer, tmp_path, row, fields) -> None:
     err = error(tokenizer, tmp_path, [row])
     assert f"line 1: looks like preference data (fields {fields})" in err.message and "DPO" in err.hint
+
+
+KTO = [
+    ({"prompt": "q", "completion": "a", "label": True}, "label: true"),  # TRL unpaired preference
+    # LLaMA-Factory's data/kto_en_demo.json: ShareGPT-style messages and a boolean label per record
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "label": False},
+     "label: false"),
+    ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "kto_tag": True},
+     "kto_tag: true"),
+]
+
+
+@pytest.mark.parametrize(("row", "verdict"), KTO, ids=["trl", "llama-factory-messages", "kto_tag"])
+def test_kto_data_is_refused_with_the_fix(tokenizer, tmp_path, row, verdict) -> None:
+    good = {k: v for k, v in row.items() if k not in ("label", "kto_tag")}
+    err = error(tokenizer, tmp_path, [good, row])  # a later record too: every record is checked
+    assert f"line 2: looks like KTO preference data (field {verdict})" in err.message
+    assert "labelled false" in err.message and "KTO trainer" in err.hint and "drop the" in err.hint
 
 
 BAD_TURNS = [
@@ -163,6 +181,8 @@ BAD_TURNS = [
     ({"conversations": [{"from": "human", "value": 3}]}, "conversations[0]: 'value' must be a string, got int"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
      "messages[0].content[0] is a 'image_url' part: only text parts are supported"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "value": "hi"}]}]},
+     "messages[0].content[0] is a text part without a 'text' string (it has ['value'])"),
     ({"messages": []}, "field 'messages' must be a non-empty list of turns"),
     ({"conversations": "hello"}, "field 'conversations' must be a non-empty list of turns"),
     ({"instruction": "q", "output": "a", "history": [["only one"]]}, "'history' must be a list of [instruction, res"),
@@ -194,3 +214,51 @@ def test_parquet_rows_with_absent_keys_filled_by_none(tokenizer, tmp_path) -> No
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "hub.parquet")  # message 0 gets name=None
     prepared = prepare(tokenizer, str(tmp_path / "hub.parquet"), data_cfg(), 512, 0)
     assert [trained(tokenizer, ex) for ex in prepared.train] == ["a<|im_end|>\n", "b<|im_end|>\n"]
+
+
+def test_axolotl_per_message_train_flags_are_honoured(tokenizer, tmp_path) -> None:
+    """axolotl's chat_template `train` per message (and its older sharegpt `weight` 0/1) wins over the role."""
+    rows = [{"messages": [{"role": "user", "content": "Q1", "train": True},
+                          {"role": "assistant", "content": "A1", "train": False},
+                          {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]},
+            {"conversations": [{"from": "human", "value": "Q3"}, {"from": "gpt", "value": "A3", "weight": 0},
+                               {"from": "human", "value": "Q4"}, {"from": "gpt", "value": "A4", "weight": 1}]},
+            {"messages": [{"role": "user", "content": "Q5"}, {"role": "assistant", "content": "A5", "train": False}]}]
+    chat = prepare(tokenizer, write(tmp_path, "chat.jsonl", rows[:1]), data_cfg(), 512, 0).train[0]
+    sharegpt = prepare(tokenizer, write(tmp_path, "sharegpt.jsonl", rows[1:2]), data_cfg(), 512, 0).train[0]
+    assert trained(tokenizer, chat) == "<|im_start|>user\nQ1<|im_end|>\nA2<|im_end|>\n"  # a whole user turn
+    assert "A1" in context(tokenizer, chat) and "Q2" in context(tokenizer, chat)
+    assert trained(tokenizer, sharegpt) == "A4<|im_end|>\n" and "A3" in context(tokenizer, sharegpt)
+    nothing = prepare(tokenizer, write(tmp_path, "some.jsonl", [rows[0], rows[2]]), data_cfg(), 512, 0)
+    assert len(nothing.train) == 1 and nothing.dropped == {"empty_response": 1}  # every message masked
+
+
+@pytest.mark.parametrize(("turn", "message"), [
+    ({"role": "assistant", "content": "a", "train": "yes"}, "messages[1]: 'train' must be true or false, got 'yes'"),
+    ({"role": "assistant", "content": "a", "weight": 0.5}, "messages[1]: 'weight' must be 0 or 1, got 0.5"),
+    ({"role": "assistant", "content": "a", "train_detail": [{"begin_offset": 0, "end_offset": 1, "train": True}]},
+     "messages[1]: 'train_detail' (axolotl's per-character spans) is not supported")])
+def test_train_flags_that_cannot_be_honoured_are_refused(tokenizer, tmp_path, turn, message) -> None:
+    err = error(tokenizer, tmp_path, [{"messages": [{"role": "user", "content": "q"}, turn]}])
+    assert message in err.message and err.hint
+
+
+def test_axolotl_input_output_segments_train_where_labelled_as_is(tokenizer) -> None:
+    """axolotl's template-free format: the segments' text joined as it is (no template, no EOS added), the loss on
+    the segments labelled true; a BOS written in the text is the only one."""
+    first, _, turns = prepare(tokenizer, str(FORMATS_DIR / "input_output.jsonl"), data_cfg(), 512, 0).train
+    assert tokenizer.decode(first.input_ids) == "<s>Add 2 and 5.\nAnswer: 2 plus 5 is 7.</s>"
+    assert first.input_ids.count(tokenizer.bos_token_id) == 1
+    assert context(tokenizer, first) == "<s>Add 2 and 5.\nAnswer:" and trained(tokenizer, first) == " 2 plus 5 is 7.</s>"
+    assert trained(tokenizer, turns) == " 1 plus 3 is 4.</s> 5.</s>"
+    assert "And 1 more?" in context(tokenizer, turns) and "<|im_start|>" not in tokenizer.decode(turns.input_ids)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"segments": []}, "field 'segments' must be a non-empty list of {label, text} segments"),
+    ({"segments": [{"label": "yes", "text": "a"}]}, "segments[0]: 'label' must be true (trained) or false (masked)"),
+    ({"segments": [{"label": True, "value": "a"}]}, "segments[0]: needs a string 'text' and a boolean 'label', has"),
+], ids=["empty", "label", "text"])
+def test_bad_segments_name_the_place(tokenizer, tmp_path, row, message) -> None:
+    err = error(tokenizer, tmp_path, [row])
+    assert message in err.message and err.hint
