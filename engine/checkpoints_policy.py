@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.checkpoint import STATE_FILE, WEIGHTS
+from engine.checkpoint import STATE_FILE, WEIGHTS, swap_in
 
 
 def complete_checkpoints(checkpoints_dir: Path) -> dict[int, Path]:
@@ -47,6 +47,9 @@ def copy_weights(checkpoint: Path, target: Path) -> None:
     """Replace `target` with the checkpoint's saved weights (linked or copied aside first, then renamed)."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(checkpoint / WEIGHTS, tmp, copy_function=_link_or_copy)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    try:
+        shutil.copytree(checkpoint / WEIGHTS, tmp, copy_function=_link_or_copy)
+        swap_in(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-copied weights stay (the runner names the disk's failure)
+        raise

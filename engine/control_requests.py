@@ -3,7 +3,8 @@
 
 Actions: "checkpoint" (save one now, then go on) and "stop_after_eval" (at the next evaluation, save a checkpoint
 and end the run as completed, stopped by the user). The engine acknowledges each request with a `control` event
-in events.jsonl ({"type": "control", "request": id, "action", "status": "done" | "armed" | "refused", "detail"}),
+in events.jsonl ({"type": "control", "request": id, "action", "status": "done" | "armed" | "stopping" | "refused",
+"detail"}); a request the run can no longer act on (it is at its last step, or ended) is refused with the reason,
 so every viewer sees it.
 """
 
@@ -20,6 +21,19 @@ from typing import Any
 CONTROL_FILE = "control.jsonl"
 ACTIONS = {"checkpoint": "checkpoint now", "stop_after_eval": "stop after the next evaluation"}
 ALIASES = {"checkpoint": "checkpoint", "stop-after-eval": "stop_after_eval", "stop_after_eval": "stop_after_eval"}
+
+
+MULTI_PROCESS = ("run {run} trains in {size} processes: live controls (checkpoint now, stop after the next "
+                 "evaluation) work in single-process runs only; cancel it instead (it saves a checkpoint that "
+                 "`lf-tui train --resume` continues from)")
+
+
+def multi_process_refusal(run_path: str | os.PathLike[str]) -> str | None:
+    """Why a run cannot take live controls (it trains in several processes), or None when it can."""
+    from engine.distributed import run_world
+
+    world = run_world(Path(run_path))
+    return None if world is None else MULTI_PROCESS.format(run=Path(run_path).name, size=world.size)
 
 
 class ControlRefused(ValueError):
@@ -48,6 +62,9 @@ def send(run_path: str | os.PathLike[str], action: str, source: str = "") -> Con
     path = Path(run_path)
     if not path.is_dir():
         raise ControlRefused(f"{path}: no such run folder")
+    refusal = multi_process_refusal(path)
+    if refusal is not None:
+        raise ControlRefused(refusal)
     request = ControlRequest(secrets.token_hex(4), action, source, time.time())
     line = json.dumps({"id": request.id, "action": action, "source": source, "ts": request.ts}) + "\n"
     fd = os.open(path / CONTROL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -59,14 +76,28 @@ def send(run_path: str | os.PathLike[str], action: str, source: str = "") -> Con
 
 
 class ControlInbox:
-    """The engine's side: new requests since the last look (cheap when nothing was written: one stat)."""
+    """The engine's side: new requests since the last look (cheap when nothing was written: one stat).
 
-    def __init__(self, run_path: str | os.PathLike[str], skip_existing: bool = True) -> None:
+    Made at the engine's start, before anything slow: `since` keeps the requests already in the file sent at or
+    after that time (0: every one, a new run's), so a request sent while the engine loads is answered once it
+    trains. Without `since`, the requests already there (an earlier segment's) are skipped."""
+
+    def __init__(self, run_path: str | os.PathLike[str], skip_existing: bool = True,
+                 since: float | None = None) -> None:
         self.path = Path(run_path) / CONTROL_FILE
-        # requests written before this engine started (an earlier segment's) were answered, or are stale
-        self.offset = self.path.stat().st_size if skip_existing and self.path.exists() else 0
+        self.offset = 0
+        self._pending: list[ControlRequest] = []
+        if since is not None:
+            self._pending = [r for r in self._read() if r.ts >= since]
+        elif skip_existing and self.path.exists():
+            self.offset = self.path.stat().st_size
 
     def poll(self) -> list[ControlRequest]:
+        """The requests not returned before, oldest first."""
+        pending, self._pending = self._pending, []
+        return pending + self._read()
+
+    def _read(self) -> list[ControlRequest]:
         try:
             size = self.path.stat().st_size
         except OSError:

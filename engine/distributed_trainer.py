@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
-from engine.checkpoint import SCHEDULER, check_world, load_checkpoint
+from engine.checkpoint import SCHEDULER, check_world, load_checkpoint, restore_scaler
 from engine.errors import EngineError
 from engine.loss import summed_loss, target_tokens
+from engine.optim import optimizer_step
 from engine.trainer import Trainer
 
 SHARDED_STATE = "accelerate_state"  # FSDP/DeepSpeed: accelerate's save_state (every rank's shard)
@@ -97,19 +98,10 @@ class DistributedTrainer(Trainer):
         return loss_total, int(total)
 
     def _optimizer_step(self, step: int, max_norm: float) -> tuple[float | None, dict[str, float]]:
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        norm = float(self.accelerator.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")))
-        skipped = False
-        if self.scaler:
-            scale = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            skipped = self.scaler.get_scale() < scale
-        else:
-            self.guard.check_grad_norm(step, norm)
-            self.optimizer.step()
-        self.scheduler.step()
+        norm, skipped = optimizer_step(
+            self.optimizer, self.scheduler, self.scaler,
+            lambda: self.accelerator.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")),
+            lambda value: self.guard.check_grad_norm(step, value))
         figures = {} if skipped else self.impl.after_optimizer_step(self.unwrapped, step)
         self.optimizer.zero_grad(set_to_none=True)
         return (norm if math.isfinite(norm) else None), dict(figures)
@@ -186,22 +178,31 @@ class DistributedTrainer(Trainer):
         if self.cfg.hardware.distributed.num_machines > 1:
             raise EngineError("resume", "a multi-machine run cannot be resumed yet: its checkpoints are on machine 0 "
                               "only", "start a new run; the checkpoint's weights/ folder holds what was trained")
-        if self.sharded:  # the shards hold model and optimizer; the schedule and loop state are rank 0's files
+        if self.sharded:  # the shards hold model and optimizer; schedule, loss scale and loop state: rank 0's files
             self.accelerator.load_state(str(folder / SHARDED_STATE))
             self.scheduler.load_state_dict(torch.load(folder / SCHEDULER, map_location="cpu", weights_only=True))
+            restore_scaler(folder, self.scaler)
             data = saved
         else:
             data = load_checkpoint(folder, self.unwrapped, self.optimizer, self.scheduler, self.scaler)
-        rng_file = folder / rank_rng_file(self.rank)
-        if rng_file.is_file():
-            rng = torch.load(rng_file, map_location="cpu", weights_only=True)
-            torch.set_rng_state(rng["torch"])
-            if rng.get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state(rng["cuda"])
+        self.restore_rank_rng(folder)
         from engine.trainer import LoopState
 
         self.state = LoopState.from_dict(data)
         self.guard.recent = self.state.recent_losses
+
+    def restore_rank_rng(self, folder: Path) -> None:
+        """This rank's random state as saved; a checkpoint without it is said (a warning), never silently skipped."""
+        rng_file = folder / rank_rng_file(self.rank)
+        if not rng_file.is_file():
+            self.log("warning", f"{folder.name} has no random state for rank {self.rank} ({rng_file.name} is "
+                                "missing): that rank goes on from a fresh one, so its dropout differs from an "
+                                "uninterrupted run's (the weights, optimizer and data order are restored)")
+            return
+        rng = torch.load(rng_file, map_location="cpu", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
 
     def finish(self, weights_dir: Path) -> dict[str, Any]:
         """The final eval on every rank; rank 0 writes weights/ from the unwrapped model."""

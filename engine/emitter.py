@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from engine.errors import EngineError, disk_error
 from engine.protocol import Event, RunStarted
+
+# what a run that can no longer write its record still sends (to the pipe, and to stderr: engine.log or the terminal)
+ENDING_TYPES = frozenset({"run_started", "log", "error", "finished"})
 
 
 class Emitter:
@@ -17,11 +23,21 @@ class Emitter:
     `events.jsonl` is the record and is always written first. The pipe is non-blocking: when its reader is
     slow or gone (a full pipe, a broken pipe) the pipe is dropped and the run goes on; readers then follow
     the file from where the pipe left them.
+
+    When the file cannot be written (no space left, a read-only disk) `failure` says why: that emit raises it
+    (a DiskError), and so does every later one but the run's ending (ENDING_TYPES), which still reaches the pipe
+    and stderr.
     """
 
     def __init__(self, events_path: Path, pipe_fd: int | None = None):
-        _end_partial_line(events_path)  # a segment that crashed mid-line must not swallow our first line
-        self._file = open(events_path, "a", encoding="utf-8")
+        self.events_path = events_path
+        self.failure: EngineError | None = None
+        self._file: Any = None
+        try:
+            _end_partial_line(events_path)  # a segment that crashed mid-line must not swallow our first line
+            self._file = open(events_path, "a", encoding="utf-8")
+        except OSError as exc:
+            self._fail(exc)
         self._pipe_fd = pipe_fd
         if pipe_fd is not None:
             os.set_blocking(pipe_fd, False)
@@ -54,12 +70,37 @@ class Emitter:
             self.emit(event)
 
     def _write(self, event: Event) -> None:
+        failed_before = self.failure
+        if failed_before is not None and event.type not in ENDING_TYPES:
+            raise failed_before  # nothing more of the training without its record
         line = event.to_line()
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._file is not None:
+                try:
+                    self._file.write(line)
+                    self._file.flush()
+                except OSError as exc:
+                    self._fail(exc)
             if self._pipe_fd is not None:
                 self._write_pipe(line.encode("utf-8"))
+        if self.failure is None:
+            return
+        if event.type in ENDING_TYPES:
+            _tell_stderr(event)
+        if failed_before is None:
+            raise self.failure
+
+    def _fail(self, exc: OSError) -> None:
+        """The record cannot be written: say why from now on; the half-written file is let go."""
+        self.failure = disk_error(exc, f"writing the run's events to {self.events_path} failed") or EngineError(
+            "internal", f"writing the run's events to {self.events_path} failed: {exc}",
+            "check the run folder's disk; engine.log may say more")
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # its unwritten tail is lost with the disk
 
     def _write_pipe(self, data: bytes) -> None:
         try:
@@ -87,9 +128,27 @@ class Emitter:
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError as exc:
+                    self._fail(exc)
             if self._pipe_fd is not None:
                 self._drop_pipe("closed")
+
+
+def _tell_stderr(event: Event) -> None:
+    """A run whose record failed: its ending as a line on stderr (engine.log, when that can still be written)."""
+    if event.type == "error":
+        text = f"error ({getattr(event, 'kind', '')}): {getattr(event, 'message', '')}; {getattr(event, 'hint', '')}"
+    elif event.type == "finished":
+        text = f"the run ended {getattr(event, 'status', '')} (events.jsonl could not record it)"
+    else:
+        return
+    try:
+        print(f"lf-tui engine: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _end_partial_line(path: Path) -> None:

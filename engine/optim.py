@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,3 +75,27 @@ def planned_steps(n_examples: int, training: Any) -> int:
 
 def steps_per_epoch(n_examples: int, batch_size: int, accumulation: int) -> int:
     return max(1, math.ceil(math.ceil(n_examples / batch_size) / accumulation))
+
+
+def optimizer_step(optimizer: Any, scheduler: Any, scaler: Any, clip: Callable[[], Any],
+                   check_norm: Callable[[float], None]) -> tuple[float, bool]:
+    """Unscale (fp16), clip and step; returns (the gradient norm, whether the update was skipped).
+
+    With loss scaling, a step whose scaled gradients overflowed is skipped by the scaler and the schedule does not
+    advance either (as in transformers' Trainer); without it a non-finite norm is divergence (`check_norm` raises).
+    """
+    if scaler:
+        scaler.unscale_(optimizer)
+    norm = float(clip())
+    skipped = False
+    if scaler:
+        scale = scaler.get_scale()
+        scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
+        scaler.update()
+        skipped = scaler.get_scale() < scale  # the scale backs off exactly when the step was skipped
+    else:
+        check_norm(norm)
+        optimizer.step()
+    if not skipped:
+        scheduler.step()
+    return norm, skipped

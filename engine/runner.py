@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.control import Control
+from engine.control_requests import ControlInbox
 from engine.distributed import peer_failure, write_rank_record
 from engine.emitter import Emitter, RankEmitter
-from engine.errors import Cancelled, Diverged, EngineError
+from engine.errors import Cancelled, Diverged, EngineError, disk_error
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
 from lf_common.files import write_json
@@ -107,12 +108,11 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
     run = RunDir(run_dir)
     import psutil
 
-    if rank is None:
-        write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
-                                      "started": time.time()})
     emitter: Any = Emitter(run.events_path, events_fd) if not rank else RankEmitter(
         lambda message: write_rank_record(run.path, rank or 0, {"pid": os.getpid(), "status": "running",
                                                                "error": message[:1000]}))
+    # the control file's requests from this engine's start on (a new run: every one), read before anything slow
+    inbox = None if rank else ControlInbox(run.path, since=(launched_at or time.time()) if resume else 0.0)
     control = Control()
     control.install()
 
@@ -122,13 +122,22 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
     monitor = None
     started = time.perf_counter()
     trainer = None
+
+    def end(status: str, extra: dict[str, Any], diverged: str | None = None) -> int:
+        return _finish(run, emitter, trainer, monitor, status, started, extra, diverged, inbox)
+
     try:
+        if getattr(emitter, "failure", None) is not None:
+            raise emitter.failure
+        if rank is None:
+            write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                          "started": time.time()})
         cfg = load_run_config(run)
         from engine.monitor import SystemMonitor
 
         if not rank:
             monitor = SystemMonitor(emitter.emit, cfg.monitoring.system_interval_s, run.path if rank == 0 else None)
-        trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at, rank is not None)
+        trainer = _setup(run, cfg, emitter, control, log, monitor, resume, launched_at, rank is not None, inbox)
         if monitor is not None:
             monitor.start()
         trainer.fit()
@@ -139,26 +148,29 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
 
         if not rank:  # rank 0 (or a single process) measures; the other ranks' summaries are never written
             extra["deployment"] = after_training(trainer, run.weights_dir, log)
-        return _finish(run, emitter, trainer, monitor, "completed", started, extra)
+        return end("completed", extra)
     except Cancelled as exc:
         log("warning", f"cancelled ({exc}); checkpoint saved")
-        return _finish(run, emitter, trainer, monitor, "cancelled", started, {})
+        return end("cancelled", {})
     except Diverged as exc:
         emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
-        return _finish(run, emitter, trainer, monitor, "failed", started,
-                       {"error": exc.message, "diverged_at_step": exc.step}, diverged=exc.message)
+        return end("failed", {**_error_figures(exc), "diverged_at_step": exc.step}, diverged=exc.message)
     except EngineError as exc:
         emitter.emit(Error(kind=exc.kind, message=exc.message, hint=exc.hint))
-        return _finish(run, emitter, trainer, monitor, "failed", started, {"error": exc.message})
+        return end("failed", _error_figures(exc))
     except Exception as exc:
         if rank is not None and peer_failure(exc):  # another rank died: its supervisor names it and ends the run
             if monitor is not None:
                 monitor.stop()
             raise
+        disk = disk_error(exc, f"writing into the run folder {run.path} failed", kept_note(run))
+        if disk is not None:  # a full (or read-only) disk, wherever the engine was writing
+            emitter.emit(Error(kind=disk.kind, message=disk.message, hint=disk.hint))
+            return end("failed", _error_figures(disk))
         kind, hint = _classify(exc)
         emitter.emit(Error(kind=kind, message=f"{type(exc).__name__}: {exc}"[:2000], hint=hint,
                            traceback="".join(traceback.format_exc().splitlines(True)[-15:])))
-        return _finish(run, emitter, trainer, monitor, "failed", started, {"error": str(exc)[:500]})
+        return end("failed", {"error": str(exc)[:500], "error_kind": kind, "error_hint": hint})
     finally:
         emitter.close()
         if trainer is not None and getattr(trainer, "accelerator", None) is not None:
@@ -166,6 +178,17 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
                 trainer.accelerator.end_training()  # accelerate's own teardown of the process group
             except Exception:
                 pass
+
+
+def _error_figures(exc: EngineError) -> dict[str, str]:
+    """The summary's record of why the run failed (the `error` event's kind and hint too, for listings)."""
+    return {"error": exc.message, "error_kind": exc.kind, "error_hint": exc.hint}
+
+
+def kept_note(run: RunDir) -> str:
+    """Which complete checkpoint of the run is kept, for a failed write's message."""
+    latest = run.latest_checkpoint()
+    return f"the last complete checkpoint, checkpoints/{latest.name}, is kept" if latest is not None else ""
 
 
 def _classify(exc: Exception) -> tuple[str, str]:
@@ -184,7 +207,7 @@ def _startup_base(launched_at: float | None) -> dict[str, float]:
 
 
 def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, monitor: Any, resume: bool,
-           launched_at: float | None = None, distributed: bool = False) -> Any:
+           launched_at: float | None = None, distributed: bool = False, inbox: ControlInbox | None = None) -> Any:
     startup = _startup_base(launched_at)
     t = time.perf_counter()
     import peft  # noqa: F401  (timed: the heavy imports)
@@ -238,10 +261,11 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
         trainer = Trainer(*args)
     trainer.close_external = close_external
     trainer.data_format = data.format
-    if world == 1:  # live controls (checkpoint now, stop after eval) in a single-process run
+    if inbox is not None:  # live controls (checkpoint now, stop after eval); a multi-process run refuses them
+        from engine.control_requests import multi_process_refusal
         from engine.live_controls import LiveControls
 
-        trainer.live = LiveControls(trainer, run.path)
+        trainer.live = LiveControls(trainer, inbox, "" if world == 1 else multi_process_refusal(run.path) or "")
     if cfg.monitoring.eval_tasks and world == 1:  # multiple-choice tasks scored at each evaluation
         from engine.task_eval import TaskEval, load_tasks
 
@@ -300,7 +324,7 @@ def planned_peak(cfg: Any, runtime: Any, train: list[Any]) -> int:
 
 
 def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: str, started: float,
-            extra: dict[str, Any], diverged: str | None = None) -> int:
+            extra: dict[str, Any], diverged: str | None = None, inbox: ControlInbox | None = None) -> int:
     from engine.summary import build_summary
 
     if monitor is not None:
@@ -327,6 +351,16 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
         trainer.close_external()
     summary = finite_json(summary)  # strict JSON: a non-finite figure is null
     if not isinstance(emitter, RankEmitter):  # rank 0 (or the only process) writes the run's summary
-        write_json(run.file(SUMMARY), summary)
+        try:
+            write_json(run.file(SUMMARY), summary)
+        except OSError as exc:  # a full disk: the pipe and stderr still carry the ending
+            print(f"lf-tui engine: could not write {run.file(SUMMARY)}: {exc}", file=sys.stderr, flush=True)
+    live = getattr(trainer, "live", None)
+    if live is not None:  # every control request still waiting is answered before the run's end
+        live.at_end(status)
+    elif inbox is not None:
+        from engine.live_controls import answer_at_end
+
+        answer_at_end(inbox, emitter.emit, state.step if state else 0, status)
     emitter.emit(Finished(status=status, summary=summary))
     return exit_code(status)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
-from engine.checkpoint import check_world, load_checkpoint, save_checkpoint
+from engine.checkpoint import check_world, load_checkpoint, save_checkpoint, save_weights
 from engine.checkpoints_policy import complete_checkpoints, copy_weights, rotate
 from engine.control import Control
 from engine.data import Example
@@ -20,7 +20,7 @@ from engine.divergence import DivergenceGuard
 from engine.errors import Cancelled, Diverged
 from engine.loss import summed_loss, target_tokens
 from engine.models import Runtime
-from engine.optim import build_optimizer, build_scheduler, planned_steps, steps_per_epoch
+from engine.optim import build_optimizer, build_scheduler, optimizer_step, planned_steps, steps_per_epoch
 from engine.protocol import Checkpoint, Eval, Event, Log, Step, add_change_points
 
 
@@ -299,8 +299,10 @@ class Trainer:
     def _after_step(self) -> bool:
         """Periodic eval and checkpoint (a new best eval is checkpointed too); True to stop early."""
         mon, st = self.cfg.monitoring, self.state
-        if st.step >= self.total_steps:
-            return False  # the end of the run evaluates and saves
+        if st.step >= self.total_steps:  # the end of the run evaluates and saves; waiting requests are answered
+            if self.live is not None:
+                self.live.at_last_step()
+            return False
         new_best = False
         if mon.eval_steps and st.step % mon.eval_steps == 0:
             self.evaluate()
@@ -338,7 +340,7 @@ class Trainer:
                                     "was kept (monitoring.save_steps is 0): saving the final weights")
             if not self._weights_finite():
                 raise self.guard.fail(st.step, "the weights became NaN or infinite")
-            self.impl.save(self.model, weights_dir)
+            save_weights(self.impl, self.model, weights_dir)
             source, step = "final", st.step
             self.log("info", f"saved trained weights to {weights_dir}")
         own = self.impl.summary(self.model)
@@ -362,20 +364,12 @@ class Trainer:
 
     def _optimizer_step(self, step: int, max_norm: float) -> tuple[float | None, dict[str, float]]:
         """Clip and step, then the method's per-step hook (gradients still there); returns the gradient norm and
-        the method's figures. Without loss scaling a non-finite gradient norm is divergence (no update)."""
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")))
-        skipped = False
-        if self.scaler:
-            scale = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)  # skips the update when the scaled gradients overflowed
-            self.scaler.update()
-            skipped = self.scaler.get_scale() < scale  # the scale backs off exactly when the step was skipped
-        else:
-            self.guard.check_grad_norm(step, norm)
-            self.optimizer.step()
-        self.scheduler.step()
+        the method's figures. Without loss scaling a non-finite gradient norm is divergence (no update); with it,
+        an overflowed step updates nothing and does not advance the schedule."""
+        norm, skipped = optimizer_step(
+            self.optimizer, self.scheduler, self.scaler,
+            lambda: torch.nn.utils.clip_grad_norm_(self.params, max_norm if max_norm > 0 else float("inf")),
+            lambda value: self.guard.check_grad_norm(step, value))
         # a skipped step's gradients are infinite: the method's schedule (AdaLoRA's importance scores) skips it too
         figures = {} if skipped else self.impl.after_optimizer_step(self.model, step)
         self.optimizer.zero_grad(set_to_none=True)

@@ -59,7 +59,9 @@ def save(model: Any, folder: Path) -> None:
 def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=base_model.dtype)
+    # the run's own trust_remote_code: a model with custom code loads its trained weights as it trained
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=base_model.dtype,
+                                                trust_remote_code=ctx.cfg.trust_remote_code)
 
 
 def merge(folder: Path, dtype: Any, ctx: Any) -> Any:
