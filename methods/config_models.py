@@ -10,7 +10,7 @@ CONFIG_VERSION = "2.0"
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are reported as warnings elsewhere, not rejected here."""
+    """A config section: unknown keys are left to methods.validation (errors there; warnings when lenient)."""
 
     model_config = ConfigDict(extra="ignore", validate_default=True)
 

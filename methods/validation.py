@@ -51,16 +51,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def split_shape(document: Any, report: Report) -> tuple[dict[str, Any] | None, bool]:
-    """Return the method_config dict of either shape, and whether the document was nested."""
+def split_shape(document: Any, report: Report, lenient: bool = False) -> tuple[dict[str, Any] | None, bool]:
+    """Return the method_config dict of either shape, and whether the document was nested (a top-level `$schema`,
+    which editors read, is accepted in both shapes)."""
     if not isinstance(document, dict):
         report.error("", f"a config must be a JSON object, got {type(document).__name__}",
                      hint='start with {"method_config": {...}} or {"method": "lora", ...}')
         return None, True
+    document = {k: v for k, v in document.items() if k not in ACCEPTED_TOP_LEVEL}
     if "method_config" in document:
         for extra in document:
             if extra != "method_config":
-                report.warn(extra, "unknown top-level key is ignored", hint="everything goes inside method_config")
+                add = report.warn if lenient else report.error
+                add(extra, "unknown top-level key" + (" is ignored" if lenient else ""),
+                    hint="everything goes inside method_config")
         inner = document["method_config"]
         if not isinstance(inner, dict):
             report.error("", f"method_config must be an object, got {type(inner).__name__}")
@@ -76,11 +80,13 @@ def split_shape(document: Any, report: Report) -> tuple[dict[str, Any] | None, b
 
 
 def validate_config(document: Any, method: str | None = None, text: str | None = None,
-                    source: str | None = None, catalogue: Catalogue | None = None) -> Resolved:
-    """Validate a parsed config document; `method` is the one named on the command line, if any."""
+                    source: str | None = None, catalogue: Catalogue | None = None, lenient: bool = False) -> Resolved:
+    """Validate a parsed config document; `method` is the one named on the command line, if any. An unknown key is
+    an error (a misspelt or foreign key would otherwise drop what the user meant); `lenient` makes it a warning
+    (`lf-tui validate-config --lenient`, for a config that is only read)."""
     catalogue = catalogue or get_catalogue()
     report = Report(source=source)
-    cfg, nested = split_shape(document, report)
+    cfg, nested = split_shape(document, report, lenient)
     resolved = Resolved(report, nested=nested)
     if cfg is None:
         return _placed(resolved, text)
@@ -103,7 +109,7 @@ def validate_config(document: Any, method: str | None = None, text: str | None =
     except ValidationError as exc:
         for err in exc.errors():
             _add_pydantic_error(report, spec.config_model, err)
-    _unknown_keys(report, spec.config_model, cfg, "")
+    _unknown_keys(report, spec.config_model, cfg, "", lenient)
     if resolved.config is not None:
         _rule_warnings(report, resolved.config, spec.info.lr_range, spec.info.title)
         check_distributed(report, resolved.config)
@@ -182,20 +188,47 @@ def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetail
     report.error(path, message, value, hint)
 
 
-def _unknown_keys(report: Report, model: type[BaseModel], data: Any, path: str) -> None:
+# A top-level key the validator accepts without a field: the JSON schema an editor reads.
+ACCEPTED_TOP_LEVEL = frozenset({"$schema"})
+# Other tools' spellings (LLaMA-Factory's, Hugging Face's TrainingArguments) and what this config says instead.
+FOREIGN_KEYS = {
+    "stage": "lf-tui trains supervised fine-tuning (SFT) only: there is no stage to choose; preference data (DPO, "
+             "KTO, ORPO) needs another trainer",
+    "finetuning_type": "method_name picks the method (lora, qlora, full_finetune, ...)",
+    "model_name_or_path": "write it as base_model",
+    "lora_rank": "write it as method_specific.r",
+    "num_train_epochs": "write it as training.epochs",
+    "per_device_train_batch_size": "write it as training.batch_size",
+    "cutoff_len": "write it as training.max_seq_length",
+}
+
+
+def _unknown_keys(report: Report, model: type[BaseModel], data: Any, path: str, lenient: bool = False) -> None:
+    """Every key of `data` that `model` has no field for: an error (a warning when `lenient`), with the closest
+    known key, the spelling this config uses for another tool's key, or the known keys as its hint."""
     if not isinstance(data, dict):
         return
     fields = model.model_fields
+    add = report.warn if lenient else report.error
     for key, value in data.items():
         child = join_path(path, key)
+        if key in ACCEPTED_TOP_LEVEL and not path:
+            continue
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
-            report.warn(child, "unknown key is ignored", REDACTED if is_secret_key(key) and value else value, hint)
+            if is_secret_key(key):
+                hint = "a secret does not belong in a config file: set it in the environment (HF_TOKEN, " \
+                       "WANDB_API_KEY) and remove it here"
+            elif key in FOREIGN_KEYS:
+                hint = FOREIGN_KEYS[str(key)]
+            else:
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
+            add(child, "unknown key" + (" is ignored" if lenient else ""),
+                REDACTED if is_secret_key(key) and value else value, hint)
             continue
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            _unknown_keys(report, annotation, value, child)
+            _unknown_keys(report, annotation, value, child, lenient)
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z])")

@@ -18,6 +18,8 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--method", "-m", help="method the config is for (must agree with the file)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--write-upgraded", action="store_true", help="write the migrated config back (keeps a .bak)")
+    p.add_argument("--lenient", action="store_true",
+                   help="unknown keys are warnings, not errors (train, quick-train and the app refuse them)")
     p.set_defaults(handler=run)
 
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             console.err().print(f"[red]error:[/red] {exc}")
         return 2
-    resolved = validate_config(document, method=args.method, text=text, source=args.config)
+    resolved = validate_config(document, method=args.method, text=text, source=args.config,
+                               lenient=args.lenient)
     report = resolved.report
     upgraded_to = None
     if report.migrated_from and args.write_upgraded and report.ok:
