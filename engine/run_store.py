@@ -392,15 +392,48 @@ class RunStore:
         return sorted(infos, key=lambda i: (i.started or 0, i.run_id), reverse=True)
 
     def resolve(self, id_or_path: str) -> RunDir:
-        """A run by folder path, exact id, or unique id prefix."""
-        p = Path(id_or_path)
-        if p.is_dir() and ((p / META).exists() or (p / EVENTS).exists() or (p / CONFIG).exists()):
+        """A run by folder path, exact id, unique id prefix, or a short name the app shows: the id's tail
+        (`lora-38b8`, `38b8`) or its time and suffix (`184554-c371`, `lora 184554-c371`). A folder that is not a
+        run folder (no meta.json or events.jsonl) is refused as such; so is a runs folder that does not exist."""
+        def is_run(folder: Path) -> bool:
+            return folder.is_dir() and ((folder / META).is_file() or (folder / EVENTS).is_file())
+
+        text = id_or_path.strip()
+        p = Path(text).expanduser()
+        if is_run(p):
             return RunDir(p)
-        if (self.root / id_or_path).is_dir():
-            return RunDir(self.root / id_or_path)
-        matches = [c for c in self.root.glob(f"{id_or_path}*") if c.is_dir()] if self.root.is_dir() else []
+        written_as_path = p.is_absolute() or text.startswith((".", "~")) or os.sep in text
+        if written_as_path or (p.exists() and not (self.root / text).exists()):
+            if p.is_dir():
+                raise RunNotFound(f"{p} is a folder but not a run folder (it has no meta.json or events.jsonl): "
+                                  "give a run id or a run's folder (see `lf-tui runs`)")
+            if p.exists():
+                raise RunNotFound(f"{p} is a file, not a run folder: give a run id or a run's folder")
+            raise RunNotFound(f"no run folder {p}: it does not exist (see `lf-tui runs`)")
+        if not self.root.is_dir():
+            where = "is not a folder" if self.root.exists() else "does not exist"
+            raise RunNotFound(f"no run {text!r}: the runs folder {self.root} {where} (give the right one with "
+                              f"--runs-dir or {ENV_RUNS_DIR})")
+        names = sorted(c.name for c in self.root.iterdir() if c.is_dir() and not c.name.startswith("."))
+        matches = [text] if text in names else [n for n in names if n.startswith(text)]
+        if not matches and text:  # a short name: the id's tail, or its time and suffix (after a method, if given)
+            *method, short = text.split()
+            stamp, _, suffix = short.partition("-")
+
+            def shortened(name: str) -> bool:
+                parts = name.split("-")
+                if method and method[0] not in parts[2:-1]:
+                    return False
+                return name.endswith(f"-{short}") or (len(parts) >= 4 and bool(suffix) and parts[1] == stamp
+                                                      and parts[-1] == suffix)
+
+            matches = [n for n in names if shortened(n)]
         if len(matches) == 1:
-            return RunDir(matches[0])
+            if not is_run(self.root / matches[0]):
+                raise RunNotFound(f"{self.root / matches[0]} is a folder but not a run folder (it has no meta.json "
+                                  "or events.jsonl)")
+            return RunDir(self.root / matches[0])
         if len(matches) > 1:
-            raise RunNotFound(f"{id_or_path!r} matches {len(matches)} runs in {self.root}; give more of the id")
-        raise RunNotFound(f"no run {id_or_path!r} in {self.root} (see `lf-tui runs`)")
+            shown = ", ".join(matches[:4]) + (", ..." if len(matches) > 4 else "")
+            raise RunNotFound(f"{text!r} matches {len(matches)} runs in {self.root} ({shown}); give more of the id")
+        raise RunNotFound(f"no run {text!r} in {self.root} (see `lf-tui runs`)")
