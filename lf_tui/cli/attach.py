@@ -27,4 +27,5 @@ def run(args: argparse.Namespace) -> int:
     if found is None:
         return 2
     console.out().print(f"attached to {found.run_id} ({found.info().status}); Ctrl-C detaches, the run goes on")
-    return watch(follow_events(found), plain=args.plain or not sys.stdout.isatty(), on_interrupt=None)
+    return watch(follow_events(found), plain=args.plain or not sys.stdout.isatty(), on_interrupt=None,
+                 run=found)

@@ -14,15 +14,18 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from engine.protocol import Event, Finished, UnsupportedProtocol
-from engine.run_store import INTERRUPTED, exit_code
+from engine.run_store import INTERRUPTED, LIVE, RunDir, exit_code
 from lf_tui.cli import console
-from lf_tui.present import run_text
+from lf_tui.present import ending, run_text
 from lf_tui.run_state import RunState
 
 
 def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None] | None,
-          interrupt_text: str = "") -> int:
-    """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached."""
+          interrupt_text: str = "", run: RunDir | None = None) -> int:
+    """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached.
+
+    A first Ctrl-C calls `on_interrupt` (cancel) when given, else detaches; a second one stops watching and says
+    what the run is doing then (read from `run`'s folder): still cancelling, or how it ended."""
     from rich.live import Live
 
     out = console.out()
@@ -49,9 +52,13 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
             live.start()
         while True:
             if len(interrupts) > int(interrupted):
-                if on_interrupt is None or interrupted:
+                if on_interrupt is None:
                     out.print("detached; the run goes on")
                     return INTERRUPTED
+                if interrupted:  # the cancel asked for goes on without us
+                    status = state.status if state.finished is not None or run is None else run.info().status
+                    out.print(escape(ending.left_while_cancelling(run.run_id if run else "", status)))
+                    return exit_code(status) if status not in LIVE else INTERRUPTED
                 interrupted = True
                 out.print(interrupt_text)
                 on_interrupt()
@@ -80,21 +87,23 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
         signal.signal(signal.SIGINT, previous)
         if live:
             live.stop()
-    return _final(out, state)
+    return _final(out, state, run)
 
 
-def _final(out: Console, state: RunState) -> int:
-    if state.error:
-        first, *rest = run_text.error_lines(state.error)
-        out.print(f"[red]{escape(first)}[/red]")
-        for line in rest:
-            out.print(f"  {escape(line)}")
-    if not isinstance(state.finished, Finished):
-        out.print("[red]the engine stopped without finishing (crashed); see engine.log in the run folder[/red]")
-        return 1
-    if state.last_step is not None:  # a run that failed before its first step has no figures to show
-        out.print(summary_table(state.finished.summary))
-    return exit_code(state.finished.status)
+def _final(out: Console, state: RunState, run: RunDir | None = None) -> int:
+    """The summary, then why a run that did not complete ended and what to do next; the exit code."""
+    finished = state.finished if isinstance(state.finished, Finished) else None
+    status = finished.status if finished is not None else ("failed" if state.error else "crashed")
+    if finished is not None and state.last_step is not None:  # one that failed before its first step has no figures
+        out.print(summary_table(finished.summary))
+    refusal = run.resume_refusal() if run is not None and status in ending.RESUMABLE else None
+    failure = ending.failure_of(state.error, finished.summary if finished is not None else None)
+    lines = ending.ended_lines(run.run_id if run else "RUN", status, failure, refusal)
+    if status == "crashed":
+        lines.insert(0, "the engine stopped without finishing (crashed)")
+    for i, line in enumerate(lines):
+        out.print(f"[red]{escape(line)}[/red]" if i == 0 and status != "cancelled" else f"  {escape(line)}")
+    return exit_code(status)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

@@ -114,7 +114,8 @@ def start(run_dir: RunDir, args: argparse.Namespace, resume: bool) -> int:
     out.print(f"run {run_dir.run_id} in {run_dir.path}")
     try:
         return watch(proc.events(), plain=args.plain or not sys.stdout.isatty(), on_interrupt=proc.cancel,
-                     interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to detach)")
+                     interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to stop watching)",
+                     run=run_dir)
     except RunLocked as exc:  # another `--resume` won the race for this run
         console.err().print(f"[red]error:[/red] {escape(str(exc))}")
         return 2

@@ -114,6 +114,15 @@ def ended_lines(run_id: str, status: str, failure: Failure | None, resume_refusa
                                                                                resume_refusal, in_app)
 
 
+def left_while_cancelling(run_id: str, status: str) -> str:
+    """What a second Ctrl-C in `lf-tui train` leaves behind: the cancel asked for goes on (the run saves a
+    checkpoint and ends cancelled), or the run has ended already (`status`)."""
+    if status in ("running", "starting"):
+        return (f"stopped watching; the run is still cancelling: it saves a checkpoint, then ends cancelled "
+                f"(`lf-tui attach {run_id}` follows it)")
+    return f"stopped watching; the run has ended: {status}"
+
+
 ENDED_WORDS = {"completed": "has completed", "cancelled": "was cancelled", "failed": "has failed",
                "crashed": "has crashed (its engine is gone)", "corrupt": "is unreadable"}
 

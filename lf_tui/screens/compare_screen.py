@@ -14,11 +14,13 @@ from textual.worker import Worker, get_current_worker
 
 from engine.benchmark_report import report
 from engine.run_store import RunDir
-from lf_tui.present import run_text
+from lf_tui.present import ending, run_text
 from lf_tui.present.config_diff import config_differences
 from lf_tui.present.report_text import compared
 from lf_tui.run_replay import ReplayedRun, replay_run
 from lf_tui.widgets.plots import CurvePlot
+
+COMPARED_REASON = 60  # a reason cell's width at most (the run view has the whole error)
 
 
 class CompareScreen(Screen[None]):
@@ -71,9 +73,11 @@ class CompareScreen(Screen[None]):
         summary.add_column("")
         for name in names:
             summary.add_column(name)
-        columns = [dict(run_text.summary_rows(r.summary or {})) for r in records]
+        columns = [dict(run_text.summary_rows(r.summary or {"status": r.status})) for r in records]
         for label in run_text.compared_labels([r.summary or {} for r in records]):
             summary.add_row(label, *[column.get(label, "—") for column in columns])
+            if label == "status" and any(r.status != "completed" for r in records):  # why each one ended
+                summary.add_row("reason", *[ending.reason(r.status, r.failure, COMPARED_REASON) for r in records])
         bench: DataTable[str] = self.query_one("#compare-bench", DataTable)
         bench.add_column("")
         for name in names:
