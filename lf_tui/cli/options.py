@@ -25,6 +25,21 @@ def add_training_inputs(p: argparse.ArgumentParser) -> None:
     add_runs_dir(p)
 
 
+def missing_runs_dir(runs_dir: str | None) -> str | None:
+    """Why a runs folder named by --runs-dir or $LF_TUI_RUNS_DIR cannot be read (it does not exist, or is a file);
+    None when it can, or when it is the default ./runs (which the first run creates)."""
+    import os
+
+    from engine.run_store import ENV_RUNS_DIR, RunStore
+
+    source = "--runs-dir" if runs_dir else (ENV_RUNS_DIR if os.environ.get(ENV_RUNS_DIR) else None)
+    root = RunStore(runs_dir).root
+    if source is None or root.is_dir():
+        return None
+    what = "is a file, not a folder" if root.exists() else "does not exist"
+    return f"the runs folder {root} (from {source}) {what}: check the path"
+
+
 def resolve_run(runs_dir: str | None, id_or_path: str) -> RunDir | None:
     """The run named on the command line, or None after printing why there is none."""
     from engine.run_store import RunNotFound, RunStore

@@ -24,9 +24,14 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.run_store import RunStore
     from lf_tui.cli import console
+    from lf_tui.cli.options import missing_runs_dir
     from lf_tui.present.formatting import shown_path
     from lf_tui.present.runs_table import COMPACT_BELOW, columns_for, problem_lines
 
+    missing = missing_runs_dir(args.runs_dir)
+    if missing:
+        console.err().print(f"[red]error:[/red] {escape(missing)}")
+        return 2
     store = RunStore(args.runs_dir)
     runs = store.list()
     if args.json:
