@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from textual import on
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from engine.launcher import EngineProcess, launch
 from engine.run_store import RunDir, RunStore
@@ -33,6 +36,7 @@ class LfTuiApp(App[None]):
         Binding("f3", "show_recommend", "What fits"),
         Binding("f6", "show_playground", "Playground"),
         Binding("ctrl+q", "quit_safely", "Quit", priority=True),
+        Binding("question_mark", "help", "Keys"),  # a text field takes ? as a character (the footer dims it)
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, edit_path: Path | None = None, edit_method: str = "lora"):
@@ -45,6 +49,31 @@ class LfTuiApp(App[None]):
         self.push_screen(MethodsScreen())
         if self.edit_path is not None:
             self.open_file(self.edit_path, self.edit_method)
+
+    # keys and commands -----------------------------------------------------
+    def action_help(self) -> None:
+        """Every key of the current screen and the global ones (`?` again closes it)."""
+        from lf_tui.screens.help_screen import EVERYWHERE_NOTES, HelpScreen, screen_sections
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        note = getattr(self.screen, "KEYS_NOTE", "")
+        self.push_screen(HelpScreen(screen_sections(self.screen), [note] * bool(note) + list(EVERYWHERE_NOTES)))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): this screen's keys and the app's, by name, then Textual's own (its Quit
+        and Keys replaced by ours: Quit asks about unsaved configs)."""
+        from lf_tui.screens.help_screen import screen_sections
+
+        for heading, rows in screen_sections(screen):
+            for row in rows:
+                if row.action == "command_palette":
+                    continue
+                namespace = self if heading == "Everywhere" else screen
+                yield SystemCommand(row.description, f"{row.keys} · {heading.lower()}",
+                                    partial(self.run_action, row.action, namespace))
+        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Keys"))
 
     # navigation -----------------------------------------------------------
     @on(OpenEditor)
@@ -141,10 +170,15 @@ class LfTuiApp(App[None]):
         """Create a run (the config's relative paths resolve against its file's folder) and watch it."""
         try:
             run = create_run(self.store, config, dataset, None, config_path.parent if config_path else None)
-        except RunSetupError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+        except (RunSetupError, OSError) as exc:  # the store's OSError is one sentence: folder, cause, what to do
+            self.notify(str(exc), severity="error", timeout=12)
             return
-        process = launch(run)
+        try:
+            process = launch(run)
+        except OSError as exc:  # no engine process (a full disk, a missing interpreter): the editor stays open
+            self.notify(f"cannot start the engine for run {run.run_id}: {exc.strerror or exc}", severity="error",
+                        timeout=12)
+            return
         self.notify(f"started run {run.run_id}")
         self.open_run(run, process)
 
@@ -157,7 +191,11 @@ class LfTuiApp(App[None]):
         if refusal:
             self.notify(refusal, severity="warning", timeout=8)
             return
-        launch(run, resume=True, pipe=False)  # the view follows events.jsonl: every segment, old and new
+        try:
+            launch(run, resume=True, pipe=False)  # the view follows events.jsonl: every segment, old and new
+        except OSError as exc:
+            self.notify(f"cannot resume run {run.run_id}: {exc.strerror or exc}", severity="error", timeout=12)
+            return
         self.notify(f"resuming run {run.run_id}")
         self.open_run(run)
 

@@ -33,3 +33,75 @@ async def test_finished_run_view_fits_80x24(store, learnable_dataset) -> None:
         for selector in ("#run-title", "#figures", "#plots", "#summary", "#log"):
             assert _visible(app, selector), (selector, app.screen.query_one(selector).region)
         assert app.screen.query_one("#loss-plot").region.height >= 5
+
+
+def _footer_keys(app) -> dict[str, str]:
+    """The footer's keys (display -> description), each asserted whole on screen: none cut by the edge."""
+    from textual.widgets._footer import FooterKey
+
+    keys = list(app.screen.query(FooterKey))
+    for key in keys:
+        assert key.region.width == key.outer_size.width > 0 and key.region.right <= app.size.width, (key.key_display,
+                                                                                             key.region)
+    return {key.key_display: key.description for key in keys}
+
+
+def _help_text(app) -> str:
+    return str(app.screen.query_one("#help-body", Static).render())
+
+
+async def test_every_screen_fits_its_footer_and_lists_all_its_keys_at_80x24(tmp_path, monkeypatch) -> None:
+    """At 80 columns each footer holds only whole keys, `?` always among them; `?` lists every key of the screen
+    (its BINDINGS, shown or not) and the global ones; in a text field `?` is a character."""
+    from textual.widgets import Input, TextArea
+
+    from lf_tui.screens import playground_screen
+    from lf_tui.screens.editor_screen import EditorScreen
+    from lf_tui.screens.help_screen import HelpScreen
+    from lf_tui.screens.playground_screen import PlaygroundScreen
+    from lf_tui.screens.recommend_screen import RecommendScreen
+    from lf_tui.screens.runs_screen import RunsScreen
+    from tests.test_snapshots_playground import ReplayedServing
+
+    monkeypatch.setattr(playground_screen, "SERVE_CLIENT", [ReplayedServing])
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        async def check(screen_type, *wanted: str) -> None:
+            await wait_for(pilot, lambda: isinstance(app.screen, screen_type) and "?" in _footer_keys(app),
+                           what=f"{screen_type.__name__} footer")
+            screen = app.screen
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help screen")
+            text = _help_text(app)
+            for _, binding in screen._bindings:
+                assert not binding.description or binding.description in text, (binding.description, text)
+            for key in ("f1", "f2", "f3", "f6", "^q", "?", *wanted):
+                assert f"{key} " in text or f" {key}" in text, (key, text)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is screen, what="help closed")
+
+        await check(MethodsScreen, "⏎")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        area = app.screen.query_one("#config", TextArea)
+        before = area.text
+        assert "tab" in _footer_keys(app) and app.focused is area
+        await pilot.press("tab")  # leaves the text untouched
+        await wait_for(pilot, lambda: app.focused is not area, what="focus out of the text")
+        assert area.text == before and isinstance(app.focused, Input)  # the dataset field: ? is a character there
+        await pilot.press("f4")  # the issues list
+        await check(EditorScreen, "f8", "^u", "^r / f5")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="back at the methods")
+        await pilot.press("f2")
+        await check(RunsScreen, "s", "o", "d", "r")
+        await pilot.press("f3")
+        await check(RecommendScreen)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlaygroundScreen) and "?" in _footer_keys(app))
+        assert isinstance(app.focused, Input)
+        await pilot.press("question_mark")  # the prompt takes it as text
+        await wait_for(pilot, lambda: app.focused.value == "?", what="? typed into the prompt")
+        assert isinstance(app.screen, PlaygroundScreen)
+        await pilot.press("f7")
+        await check(PlaygroundScreen, "f9")

@@ -12,33 +12,46 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Label, OptionList, Static, TextArea
+from textual.widgets import Header, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from lf_common.files import atomic_write_text
 from lf_tui.editor_state import EditorCheck, check_text, get_field, set_field
 from lf_tui.messages import StartRequested
 from lf_tui.widgets.dialogs import ConfirmScreen, PromptScreen
+from lf_tui.widgets.fit_footer import FitFooter
 from methods.config_file import ConfigInputError, read_config_text
 
 DEBOUNCE_S = 0.3
 PREVIEW_EXAMPLES = 5
 
 
+def suggested_name(method: str) -> str:
+    """A file name for a new config that does not exist yet in the working directory."""
+    name, n = f"{method}_config.json", 2
+    while Path(name).exists():
+        name, n = f"{method}_config_{n}.json", n + 1
+    return name
+
+
 class EditorScreen(Screen[None]):
     """Edit a config as JSON; the validation panel lists errors and warnings with their JSON paths."""
 
-    BINDINGS = [
-        Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("ctrl+o", "open", "Open", priority=True),
+    BINDINGS = [  # most important first: a narrow footer keeps the first that fit (`?` lists them all)
         Binding("ctrl+r,f5", "start", "Start run", priority=True),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "leave", "Back", priority=True),
+        Binding("tab", "app.focus_next", "Next pane"),  # the text does not take Tab: see KEYS_NOTE
+        Binding("ctrl+o", "open", "Open", priority=True),
         Binding("ctrl+b", "pick_model", "Base model", priority=True),
         Binding("ctrl+d", "pick_dataset", "Dataset", priority=True),
         Binding("f4", "focus_issues", "Issues", priority=True),
         Binding("f8", "preview_data", "Preview data", priority=True),  # f6/f7 select in the TextArea
         Binding("ctrl+u", "upgrade", "Upgrade version", priority=True),
-        Binding("escape", "leave", "Back", priority=True),
     ]
+    KEYS_TITLE = "config editor"
+    KEYS_NOTE = ("Tab leaves the text for the dataset field and the issues (Shift+Tab comes back); it never indents: "
+                 "JSON needs no indentation.")
 
     def __init__(self, method: str, text: str, path: Path | None = None, save_path: Path | None = None,
                  plan_for: tuple[str, int, str] | None = None):
@@ -74,7 +87,8 @@ class EditorScreen(Screen[None]):
         yield Header()
         yield Label(id="editor-title", classes="title")
         with Horizontal(id="editor-main"):
-            yield TextArea.code_editor(self.initial_text, language="json", id="config", soft_wrap=False)
+            yield TextArea.code_editor(self.initial_text, language="json", id="config", soft_wrap=False,
+                                       tab_behavior="focus")
             with Vertical(id="side"):
                 yield Label("Dataset (file, folder or hub id; empty = bundled sample)")
                 yield Input(placeholder="bundled sample dataset", id="dataset")
@@ -82,7 +96,7 @@ class EditorScreen(Screen[None]):
                 yield Static(id="verdict")
                 yield Static(id="memory")
                 yield OptionList(id="issues")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self._update_title()
@@ -183,9 +197,26 @@ class EditorScreen(Screen[None]):
 
     def action_save(self) -> None:
         if self.path is None:
-            self.app.push_screen(PromptScreen("Save config as:", placeholder="my_config.json"), self._save_to)
+            self.app.push_screen(PromptScreen("Save config as (a file name or path):", suggested_name(self.method),
+                                              placeholder="my_config.json"), self._save_as)
         else:
             self._save_to(str(self.path))
+
+    def _save_as(self, target: str | None) -> None:
+        """A new file name from the prompt: refused in words when empty or a folder, asked when it exists."""
+        if not target:
+            self.notify("not saved: no file name given (Ctrl+S asks again)", severity="warning")
+            return
+        path = Path(target).expanduser()
+        if path.is_dir():
+            self.notify(f"not saved: {target} is a folder; give a file name, e.g. {path / suggested_name(self.method)}",
+                        severity="warning", timeout=8)
+            return
+        if path.exists():
+            self.app.push_screen(ConfirmScreen(f"{target} exists. Replace it with this config?", "Replace", "Keep it"),
+                                 lambda yes: self._save_to(str(path)) if yes else self.notify("not saved"))
+            return
+        self._save_to(str(path))
 
     def _save_to(self, target: str | None) -> None:
         if not target:
@@ -194,11 +225,11 @@ class EditorScreen(Screen[None]):
         try:
             atomic_write_text(target, text)
         except OSError as exc:
-            self.notify(f"cannot save {target}: {exc}", severity="error")
+            self.notify(f"cannot save {target}: {exc.strerror or exc}", severity="error", timeout=8)
             return
         self.path, self.saved_text = Path(target), text
         self._update_title()
-        self.notify(f"saved {target}")
+        self.notify(f"saved {Path(target).absolute()}")
 
     def action_open(self) -> None:
         def ask(discard: bool | None = True) -> None:

@@ -6,7 +6,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Header, Label, Static
 
 from lf_tui.messages import OpenEditor
 from lf_tui.present.methods_table import (
@@ -18,6 +18,7 @@ from lf_tui.present.methods_table import (
     method_blurb,
     use_case_rows,
 )
+from lf_tui.widgets.fit_footer import FitFooter
 from methods.catalogue import Method, get_catalogue
 
 
@@ -41,7 +42,7 @@ class MethodsScreen(Screen[None]):
         yield Label("Use case recommendations", classes="title")
         yield DataTable(id="usecases", cursor_type="none", zebra_stripes=True)
         yield Static(id="method-summary")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     @property
     def matrix(self) -> DataTable[str]:

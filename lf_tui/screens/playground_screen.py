@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionList, Static
+from textual.widgets import Header, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
 from engine.run_store import RunStore
@@ -30,6 +30,8 @@ from lf_tui.playground_state import (
     short_label,
 )
 from lf_tui.present.playground_text import group_heading, timings, title
+from lf_tui.widgets.fit_footer import FitFooter
+from lf_tui.widgets.marked_list import MarkedSelectionList
 
 CARD_MIN_WIDTH = 24
 SERVE_CLIENT: list[type[ServeClient]] = [ServeClient]  # what a Playground talks to (tests swap in a replay)
@@ -117,15 +119,15 @@ class PlaygroundScreen(Screen[None]):
         yield Label(escape(title(self.state)), id="pg-title", classes="title")
         with Horizontal(id="pg-body"):
             with Vertical(id="pg-side"):
-                yield Label("Answer from (space):", classes="pg-caption")
-                yield SelectionList[str](id="pg-targets")
+                yield Label("Answer from (space: ✓ chosen):", classes="pg-caption")
+                yield MarkedSelectionList(id="pg-targets")
                 yield Label("Asked (Enter: again):", classes="pg-caption")
                 yield OptionList(id="pg-history")
             yield VerticalScroll(id="pg-answers")
         with Horizontal(id="pg-ask"):
             yield Input(placeholder="a prompt; Enter asks every chosen run", id="pg-prompt")
             yield Input(settings_line(DEFAULT_SETTINGS), id="pg-settings", tooltip="tokens, temperature, top_p, seed")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     @property
     def targets_list(self) -> SelectionList[str]:

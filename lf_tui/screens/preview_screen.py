@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from lf_tui.present.preview_text import preview_renderables
+from lf_tui.widgets.fit_footer import FitFooter
 
 
 class PreviewScreen(ModalScreen[None]):
@@ -36,7 +37,7 @@ class PreviewScreen(ModalScreen[None]):
             yield Label(self.title_text, id="preview-title")
             with VerticalScroll(id="preview-scroll"):
                 yield Static("loading the tokenizer and tokenising the dataset…", id="preview-body")
-            yield Footer(compact=True)
+            yield FitFooter()
 
     def show(self, result: dict[str, Any]) -> None:
         """The engine's preview, or its error with the fix."""

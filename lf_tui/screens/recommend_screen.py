@@ -12,11 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+from textual.widgets import DataTable, Header, Input, Label, Select, Static
 
 from lf_tui.messages import OpenEditor
 from lf_tui.present.memory_text import RECOMMEND_HEADERS, recommend_rows
 from lf_tui.present.memory_text import budget_text as budget_text_of
+from lf_tui.present.recommend_text import shown_line
+from lf_tui.widgets.fit_footer import FitFooter
 
 GOALS = [("best quality", "quality"), ("fastest", "speed"), ("least memory", "memory")]
 
@@ -67,7 +69,7 @@ class RecommendScreen(Screen[None]):
             yield Select(GOALS, value="quality", allow_blank=False, id="goal")
         yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True, fixed_columns=2)
         yield Static(id="recommend-status")
-        yield Footer()
+        yield FitFooter()
 
     @property
     def table(self) -> DataTable[str]:
@@ -109,8 +111,8 @@ class RecommendScreen(Screen[None]):
             found, notes = recommend(model, budget, goal, self.device)  # type: ignore[arg-type]
             where = self.where if budget_text == self.machine_text else "as typed"
             place = f"{budget_text_of(budget, self.device)} ({escape(where)})"
-            status = (f"{len(found)} fit {escape(model)} in {place}, best for {goal} first · "
-                      + escape(" · ".join(notes)) if found else
+            status = (f"{len(found)} fit {escape(model)} in {place} ({shown_line(len(found), len(found))}, "
+                      f"↑/↓ scroll), best for {goal} first · " + escape(" · ".join(notes)) if found else
                       f"[yellow]nothing fits {escape(model)} in {place}[/yellow]: a smaller model or more memory")
         except ValueError as exc:
             found, status = [], f"[red]{escape(str(exc))}[/red]"

@@ -6,30 +6,33 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.widgets import DataTable, Header, Input, Label
 
 from engine.run_store import RunDir, RunInfo, RunRefused, RunStore
 from lf_tui.messages import OpenPlayground, OpenRun, ResumeRequested
 from lf_tui.present.formatting import shown_path
 from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, columns_for, matches, problem_lines, row, sort_runs
 from lf_tui.widgets.dialogs import ConfirmScreen
+from lf_tui.widgets.fit_footer import FitFooter
 
 
 class RunsScreen(Screen[None]):
     """Every run in the store; refreshes itself so runs started elsewhere appear."""
 
-    BINDINGS = [
+    BINDINGS = [  # most important first: a narrow footer keeps the first that fit (`?` lists them all)
         Binding("enter", "open_run", "Open", priority=True),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare marked"),
-        Binding("g", "playground", "Playground"),
-        Binding("s", "sort", "Sort"),
-        Binding("slash", "filter", "Filter"),
-        Binding("d", "delete", "Delete"),
+        Binding("c", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("d", "delete", "Delete"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Reverse"),
+        Binding("o", "sort_by", "Sort by"),
+        Binding("g", "playground", "Playground"),
         Binding("escape", "back", "Back"),
+        Binding("f5", "refresh", "Refresh"),
     ]
+    KEYS_NOTE = ("c compares the marked runs the filter shows; a header click sorts by that column (again: reversed).")
 
     def __init__(self, store: RunStore, refresh_s: float = 2.0):
         super().__init__()
@@ -39,6 +42,7 @@ class RunsScreen(Screen[None]):
         self.marked: set[str] = set()
         self.sort_index, self.descending = SORT_KEYS.index("started"), True
         self.shown_keys: list[str] = SORT_KEYS
+        self.shown_ids: list[str] = []  # the runs the filter lets through, in table order
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -46,7 +50,7 @@ class RunsScreen(Screen[None]):
         yield Input(placeholder="filter: words matching id, method, model or status", id="filter")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Label(id="runs-problems")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     # typed accessors ----------------------------------------------------------
     @property
@@ -91,14 +95,17 @@ class RunsScreen(Screen[None]):
         table.clear()
         text = self.filter_input.value
         shown = sort_runs([r for r in runs if matches(r, text)], SORT_KEYS[self.sort_index], self.descending)
+        self.shown_ids = [r.run_id for r in shown]
         for info in shown:
             table.add_row("✓" if info.run_id in self.marked else "", *row(info, self.shown_keys), key=info.run_id)
         if cursor_key is not None and cursor_key in {r.run_id for r in shown}:
             table.move_cursor(row=table.get_row_index(cursor_key))
         arrow = "↓" if self.descending else "↑"
+        hidden = len(self.marked - set(self.shown_ids))
         self.query_one("#runs-title", Label).update(
             f"Runs in {shown_path(self.store.root)} · {len(shown)}/{len(runs)} shown · sorted by {COLUMNS[self.sort_index][1]} "
-            f"{arrow} · {len(self.marked)} marked (space), c compares")
+            f"{arrow} · {len(self.marked)} marked (space)" + (f", {hidden} hidden by the filter" if hidden else "")
+            + ", c compares")
         lines = problem_lines(runs, limit=3)
         if not runs:
             lines = [f"No runs yet in {shown_path(self.store.root)}. Start one: F1 → pick a method → Enter → Ctrl+R, "
@@ -133,8 +140,19 @@ class RunsScreen(Screen[None]):
             self._show(self.runs)
 
     def action_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(SORT_KEYS)
+        """Reverse the order (a second press restores it)."""
+        self.descending = not self.descending
         self._show(self.runs)
+
+    def action_sort_by(self) -> None:
+        """Sort by the next column, newest / largest first."""
+        self.sort_index, self.descending = (self.sort_index + 1) % len(SORT_KEYS), True
+        self._show(self.runs)
+
+    def marked_shown(self) -> list[RunInfo]:
+        """The marked runs the filter shows, in table order (a hidden mark is never acted on)."""
+        by_id = {r.run_id: r for r in self.runs}
+        return [by_id[i] for i in self.shown_ids if i in self.marked and i in by_id]
 
     def action_filter(self) -> None:
         self.filter_input.focus()
@@ -149,15 +167,20 @@ class RunsScreen(Screen[None]):
     def action_compare(self) -> None:
         from lf_tui.screens.compare_screen import CompareScreen
 
-        chosen = [r for r in self.runs if r.run_id in self.marked]
+        chosen = self.marked_shown()
+        hidden = len(self.marked) - len(chosen)
         if len(chosen) < 2:
-            self.notify("mark two or more runs with space to compare them", severity="warning")
+            self.notify("mark two or more runs with space to compare them" +
+                        (f" ({hidden} marked run(s) hidden by the filter are left out)" if hidden else ""),
+                        severity="warning")
             return
+        if hidden:
+            self.notify(f"comparing the {len(chosen)} marked runs shown; {hidden} hidden by the filter left out")
         self.app.push_screen(CompareScreen([RunDir(r.path) for r in chosen]))
 
     def action_playground(self) -> None:
         """Ask the marked runs (or the one under the cursor) a prompt, side by side with their base."""
-        chosen = [r.run_id for r in self.runs if r.run_id in self.marked]
+        chosen = [r.run_id for r in self.marked_shown()]
         if not chosen and self.current is not None:
             chosen = [self.current.run_id]
         self.post_message(OpenPlayground(chosen))

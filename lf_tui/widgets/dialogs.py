@@ -10,7 +10,8 @@ from textual.widgets import Button, Input, Label, MarkdownViewer
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask a yes/no question; dismisses with True for yes. 70 columns wide, narrower on a narrower terminal."""
+    """Ask a yes/no question; dismisses with True for yes (y), False for no (n, Esc, Enter: the safe answer has the
+    focus). 70 columns wide, narrower on a narrower terminal."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -31,6 +32,9 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes_label} (y)", variant="error", id="yes")
                 yield Button(f"{self.no_label} (n)", variant="primary", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()  # Enter keeps what there is: only y (or a click) says yes
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
