@@ -24,7 +24,8 @@ class PlanError(Exception):
 
 
 def model_config(base_model: str) -> tuple[dict[str, Any], str]:
-    """(config.json, where it came from) for a built-in model, a local folder, the Hugging Face cache or the hub."""
+    """(config.json, where it came from) for a built-in model, a local folder, a hub id whose shape the project
+    ships (methods/reference_models), the Hugging Face cache or the hub."""
     if is_builtin(base_model):
         found = builtin_config(base_model)
         if found is None:
@@ -42,7 +43,9 @@ def model_config(base_model: str) -> tuple[dict[str, Any], str]:
                             "a model folder holds config.json (save_pretrained writes it)") from None
     if looks_local(base_model, Path.cwd()) or base_model.count("/") > 1:
         raise PlanError(f"{base_model}: no such folder", "give a model folder that exists, or a hub id (org/name)")
-    return _hub_config(base_model)
+    from methods.model_shape import reference_config
+
+    return reference_config(base_model) or _hub_config(base_model)
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Union
 
 Targets = Union[str, list[str]]
@@ -126,3 +128,35 @@ AUTO_LORA = {"gpt2": ["c_attn"], "gpt_neox": ["query_key_value"], "phi3": ["qkv_
 
 def auto_lora_targets(shape: ModelShape) -> list[str]:
     return AUTO_LORA.get(shape.model_type, ["q_proj", "v_proj"])
+
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference_models"  # published config.json files (sizes only)
+
+
+@lru_cache(maxsize=1)
+def _references() -> dict[str, tuple[str, Path]]:
+    """{hub id, lower case: (hub id, config.json)} of the bundled reference shapes (`_name_or_path` names the id)."""
+    import json
+
+    found: dict[str, tuple[str, Path]] = {}
+    for path in sorted(REFERENCE_DIR.glob("*/config.json")):
+        try:
+            name = json.loads(path.read_text(encoding="utf-8")).get("_name_or_path")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name:
+            found[name.lower()] = (name, path)
+    return found
+
+
+def reference_config(repo_id: str) -> tuple[dict[str, Any], str] | None:
+    """(config.json, where it came from) of a hub id whose published shape this project ships, else None: the
+    planner uses it before the Hugging Face cache or the hub, so `lf-tui plan` sizes it offline."""
+    import json
+
+    known = _references().get(repo_id.strip().lower())
+    if known is None:
+        return None
+    name, path = known
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return config, f"bundled reference shape of {name} ({path.parent.name}: its published config.json, sizes only)"
