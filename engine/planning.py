@@ -7,7 +7,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.builtin_spec import builtin_config, is_builtin
 from methods.catalogue import get_catalogue
@@ -170,6 +170,40 @@ def machine_budget() -> tuple[Device, int, str]:
     if total is not None:
         return "cuda", total, where
     return ("cpu", *ram_budget())
+
+
+class Target(NamedTuple):
+    """What a config's plan assumes: the device, its memory budget (None: unknown), where the budget came from and
+    why this device."""
+
+    device: Device
+    budget: int | None
+    where: str
+    why: str
+
+
+def plan_target(config_device: str = "auto", device: Device | None = None, budget: int | None = None,
+                where: str = "") -> Target:
+    """The device and budget a config's plan assumes: `device` (--device) first, else the config's explicit
+    hardware.device (a config written for a GPU box plans for a GPU on a laptop too), else a GPU when `budget`
+    (--gpu-memory) is given, else this machine (machine_budget). A GPU's budget: `budget`, $LF_TUI_GPU_MEMORY,
+    this machine's GPU, else None (unknown: the plan says so)."""
+    explicit = config_device if config_device and config_device != "auto" else None
+    if explicit == "mps" and device is None:
+        raise PlanError("hardware.device is 'mps': the planner sizes CUDA GPUs and CPUs, not Apple's unified memory",
+                        "give --device cuda or --device cpu to plan as one of them")
+    why = "--device" if device else "hardware.device in the config" if explicit else ""
+    chosen: Device | None = device or (("cpu" if explicit == "cpu" else "cuda") if explicit else None)
+    if budget is not None:
+        return Target(chosen or "cuda", budget, where, why or where)
+    if chosen is None:
+        return Target(*machine_budget(), "this machine")
+    if chosen == "cpu":
+        return Target("cpu", *ram_budget(), why)
+    assumed, size, source = machine_budget()  # $LF_TUI_GPU_MEMORY or this machine's GPU
+    if assumed == "cuda":
+        return Target("cuda", size, source, why)
+    return Target("cuda", None, "", why)
 
 
 def ram_budget() -> tuple[int, str]:

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from methods.memory_plan import Device, MemoryPlan
+    from methods.memory_plan import MemoryPlan
 
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,9 +15,10 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
     p.add_argument("--config", "-c", required=True, help="config JSON file")
     p.add_argument("--base-model", help="plan for this model instead of the config's base_model")
     p.add_argument("--gpu-memory", help="plan for a GPU of this size, e.g. 24GiB or 80GB (default: $LF_TUI_GPU_MEMORY, "
-                   "else the GPU NVML reports, else this machine's CPU and RAM)")
+                   "else the GPU NVML reports; with neither, whether it fits is unknown)")
     p.add_argument("--device", choices=("cuda", "cpu"),
-                   help="plan for a GPU or for this CPU's RAM (default: as the editor does, see --gpu-memory)")
+                   help="plan for a GPU or for this CPU's RAM (default: the config's hardware.device; when that is "
+                   "auto, this machine: a GPU of --gpu-memory or $LF_TUI_GPU_MEMORY, its GPU, else its CPU)")
     p.add_argument("--seq-len", type=int, help="tokens per example (default: training.max_seq_length)")
     p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--json", action="store_true", help="print one JSON object (total_bytes, breakdown, fits)")
@@ -25,7 +26,7 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.planning import PlanError, estimate
+    from engine.planning import PlanError, estimate, plan_target
     from lf_tui.cli import console
     from lf_tui.cli.validate import print_report
     from methods.config_file import ConfigInputError, read_config_file
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         console.err().print("[red]error:[/red] --seq-len and --gpu-memory must be positive")
         return 2
     try:
-        device, budget, where = target(args.device, budget, where)
+        device, budget, where, why = plan_target(resolved.config.hardware.device, args.device, budget, where)
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
@@ -71,30 +72,21 @@ def run(args: argparse.Namespace) -> int:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
     if args.json:
-        print(json.dumps({"base_model": args.base_model or resolved.config.base_model, "model_config": source,
-                          "method": resolved.config.method_name, **plan.to_json(budget), "budget_source": where,
-                          "seq_len_source": seq_source}, indent=2))
+        from lf_tui.present import memory_text
+
+        out = {"base_model": args.base_model or resolved.config.base_model, "model_config": source,
+               "method": resolved.config.method_name, **plan.to_json(budget), "budget_source": where,
+               "device_source": why, "covers": memory_text.covers(plan), "seq_len_source": seq_source}
+        if budget is None:
+            out.update(budget_bytes=None, fits=None, fits_unknown=memory_text.NO_BUDGET)
+        print(json.dumps(out, indent=2))
     else:
-        show(plan, budget, where, args.base_model or resolved.config.base_model, source, seq_source)
+        show(plan, budget, where, args.base_model or resolved.config.base_model, source, seq_source, why)
     return 0 if budget is None or plan.total <= budget else 1
 
 
-def target(device: Device | None, budget: int | None, where: str) -> tuple[Device, int | None, str]:
-    """(device, budget, where) the plan assumes: the editor's (engine.planning.machine_budget) unless --device or
-    --gpu-memory say otherwise (--gpu-memory alone means a GPU of that size)."""
-    from engine.planning import gpu_budget, machine_budget, ram_budget
-
-    if budget is not None:
-        return device or "cuda", budget, where
-    if device is None:
-        return machine_budget()
-    if device == "cpu":
-        return ("cpu", *ram_budget())
-    assumed, size, source = machine_budget()
-    return ("cuda", size, source) if assumed == "cuda" else ("cuda", *gpu_budget())
-
-
-def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: str, seq_source: str) -> None:
+def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: str, seq_source: str,
+         why: str = "") -> None:
     from rich.table import Table
 
     from lf_tui.cli import console
@@ -107,9 +99,8 @@ def show(plan: MemoryPlan, budget: int | None, where: str, model: str, source: s
     for row in memory_text.breakdown_rows(plan):
         table.add_row(*row)
     out.print(table)
-    out.print(f"{memory_text.setting_line(plan)}\nsequence length: {seq_source}"
-              + ("; training only: the runtime (torch, the process) is not counted on a CPU"
-                 if plan.setting.device == "cpu" else ""))
+    out.print(f"assumes: {memory_text.setting_line(plan, why)}\ncounts: {memory_text.covers(plan)}\n"
+              f"sequence length: {seq_source}")
     out.print(f"model config: {source}")
     for note in plan.notes:
         out.print(f"[yellow]note:[/yellow] {note}")

@@ -29,11 +29,39 @@ def breakdown_rows(plan: MemoryPlan) -> list[tuple[str, str, str]]:
     return rows
 
 
-def setting_line(plan: MemoryPlan) -> str:
+def assumes(plan: MemoryPlan) -> str:
+    """What a figure is for, shortest form: `cuda bf16, batch 4 x 512 tokens`."""
+    s = plan.setting
+    return f"{s.device} {s.precision}, batch {s.batch_size} x {s.seq_len} tokens"
+
+
+def covers(plan: MemoryPlan) -> str:
+    """What a figure counts: on a GPU the CUDA runtime is in it, on a CPU it is not (the process's own memory)."""
+    if plan.setting.device == "cpu":
+        return "training only; the runtime (torch, the process itself) is not included"
+    return "training on the GPU, the CUDA runtime included (its context and the allocator's slack)"
+
+
+def covers_short(plan: MemoryPlan) -> str:
+    return "training only" if plan.setting.device == "cpu" else "incl. CUDA runtime"
+
+
+def figure(plan: MemoryPlan) -> str:
+    """A planned peak that says what it assumes: `27.6 GiB (cuda bf16, batch 4 x 512 tokens; incl. CUDA runtime)`."""
+    return f"{size(plan.total)} ({assumes(plan)}; {covers_short(plan)})"
+
+
+def setting_line(plan: MemoryPlan, why: str = "") -> str:
+    """`cuda (hardware.device in the config) bf16, batch 4 x 512 tokens, ...; 6.7B parameters, 8.4M trainable`:
+    every setting the plan assumes (`why`: why this device)."""
     s = plan.setting
     checkpointing = "gradient checkpointing" if s.gradient_checkpointing else "no gradient checkpointing"
-    return (f"{s.device} {s.precision}, batch {s.batch_size} x {s.seq_len} tokens, {checkpointing}, {s.optimizer}; "
+    device = f"{s.device} ({why})" if why else s.device
+    return (f"{device} {s.precision}, batch {s.batch_size} x {s.seq_len} tokens, {checkpointing}, {s.optimizer}; "
             f"{count(plan.params)} parameters, {count(plan.trainable_params)} trainable")
+
+
+NO_BUDGET = "no GPU memory budget is known (no --gpu-memory, no $LF_TUI_GPU_MEMORY, no GPU visible here)"
 
 
 def budget_text(budget: int, device: str) -> str:
@@ -44,7 +72,7 @@ def budget_text(budget: int, device: str) -> str:
 def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
     """`fits in 24.0 GiB GPU (GPU 0) with 5.6 GiB to spare` or `does not fit ...: short by 3.1 GiB; try ...`."""
     if budget is None:
-        return "no memory budget: give --gpu-memory (e.g. 24GiB) or run on a machine with an NVIDIA GPU"
+        return f"fits: unknown: {NO_BUDGET}; give --gpu-memory (e.g. 24GiB) or set $LF_TUI_GPU_MEMORY"
     place = f"{budget_text(budget, plan.setting.device)}{f' ({where})' if where else ''}"
     margin = plan.margin(budget)
     if margin >= 0:
@@ -53,15 +81,45 @@ def verdict(plan: MemoryPlan, budget: int | None, where: str = "") -> str:
     return f"does not fit in {place}: short by {size(-margin)}; {advice(plan)}"
 
 
-def editor_line(plan: MemoryPlan, budget: int, where: str) -> str:
-    """The editor's estimate in two short lines (its side panel is 30 columns at 80x24):
-    `memory ~17.5 GiB (cuda bf16)` and `fits 24.0 GiB GPU: 6.5 GiB spare (GPU 0: ...)`, or on a CPU
-    `fits 23.5 GiB RAM: 23.4 GiB spare` (or `short by`); `where` names a GPU budget's source."""
-    head = f"memory ~{size(plan.total)} ({plan.setting.device} {plan.setting.precision})"
+def editor_line(plan: MemoryPlan, budget: int | None, where: str) -> str:
+    """The editor's estimate in three short lines (its side panel is 30 columns at 80x24):
+    `memory ~17.5 GiB (cuda bf16)`, what it assumes and counts (`batch 4 x 512; incl. CUDA runtime`) and
+    `fits 24.0 GiB GPU: 6.5 GiB spare (GPU 0: ...)`, or on a CPU `fits 23.5 GiB RAM: 23.4 GiB spare` (or `short
+    by`); with no GPU budget known `fits: unknown (set $LF_TUI_GPU_MEMORY)`; `where` names a GPU budget's source."""
+    s = plan.setting
+    head = f"memory ~{size(plan.total)} ({s.device} {s.precision})\nbatch {s.batch_size} x {s.seq_len}; {covers_short(plan)}"
+    if budget is None:
+        return f"{head}\nfits: unknown (set $LF_TUI_GPU_MEMORY)"
     margin = plan.margin(budget)
-    place = budget_text(budget, plan.setting.device)
+    place = budget_text(budget, s.device)
     verdict = f"fits {place}: {size(margin)} spare" if margin >= 0 else f"does not fit {place}: short by {size(-margin)}"
-    return f"{head}\n{verdict}" + ("" if plan.setting.device == "cpu" else f" ({where})")
+    return f"{head}\n{verdict}" + ("" if s.device == "cpu" or not where else f" ({where})")
+
+
+def matrix_caption(model_label: str) -> str:
+    """What the methods matrix's memory row assumes (the CLI's caption and the screen's): each method's defaults on
+    `model_label` planned for a GPU, the CUDA runtime included, so it reads apart from the editor's figure for your
+    config on your device."""
+    import copy
+
+    from methods.catalogue import get_catalogue
+    from methods.memory_plan import ALLOCATOR_SLACK, CUDA_CONTEXT, setting_for
+    from methods.validation import validate_config
+
+    shared: dict[str, list[str]] = {}
+    for method in get_catalogue():
+        cfg = validate_config(copy.deepcopy(method.defaults())).config
+        if cfg is None:
+            continue
+        s = setting_for(cfg, "cuda")
+        checkpointing = ", gradient checkpointing" if s.gradient_checkpointing else ""
+        shared.setdefault(f"{s.precision}, batch {s.batch_size} x {s.seq_len} tokens{checkpointing}", []).append(
+            method.name)
+    common = max(shared, key=lambda k: len(shared[k])) if shared else ""
+    others = "; ".join(f"{', '.join(names)}: {k}" for k, names in shared.items() if k != common)
+    return (f"memory: the planner's peak for each method's defaults on {model_label} on a GPU (cuda {common}"
+            + (f"; {others}" if others else "") + f"), the CUDA runtime included (a {size(CUDA_CONTEXT)} context and "
+            f"{100 * ALLOCATOR_SLACK:.0f}% allocator slack); lf-tui plan and the editor plan your config on your device")
 
 
 def advice(plan: MemoryPlan) -> str:
