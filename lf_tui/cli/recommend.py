@@ -13,7 +13,8 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
                    "the GPU NVML reports, else this machine's CPU and RAM)")
     p.add_argument("--dataset", "-d", help="a local JSON/JSONL dataset: plan for its longest example")
     p.add_argument("--goal", choices=("quality", "speed", "memory"), default="quality", help="what to rank by")
-    p.add_argument("--top", type=int, default=10, help="how many to show (default 10)")
+    p.add_argument("--top", type=int, default=10, help="how many to show, best first (default 10)")
+    p.add_argument("--all", action="store_true", help="show every candidate that fits (overrides --top)")
     p.add_argument("--json", action="store_true", help="print the ranked list as JSON (with each config)")
     p.set_defaults(handler=run)
 
@@ -24,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from lf_tui.cli import console
     from methods.memory_plan import Device, parse_size
 
+    if args.top < 1:
+        console.err().print(f"[red]error:[/red] --top {args.top}: give a positive count, or --all to show every "
+                            "candidate")
+        return 2
     try:
         device: Device = "cuda"
         if args.gpu_memory:
@@ -39,19 +44,20 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         console.err().print(f"[red]error:[/red] {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
         return 2
-    shown = found[:max(1, args.top)]
+    shown = found if args.all else found[:max(1, args.top)]
     if args.json:
         print(json.dumps({"base_model": args.base_model, "budget_bytes": budget, "device": device,
                           "budget_source": where, "goal": args.goal, "notes": notes,
+                          "total_candidates": len(found), "shown": len(shown),
                           "candidates": [{"method": c.method, "settings": c.settings, "total_bytes": c.plan.total,
                                           "relative_speed": c.speed, "quality_pct": c.quality,
                                           "config": c.document} for c in shown]}, indent=2))
         return 0 if found else 1
-    show(shown, budget, f"{where}, {device}", args, notes)
+    show(shown, budget, f"{where}, {device}", args, notes, len(found))
     return 0 if found else 1
 
 
-def show(shown: list, budget: int, where: str, args: argparse.Namespace, notes: list[str]) -> None:
+def show(shown: list, budget: int, where: str, args: argparse.Namespace, notes: list[str], total: int) -> None:
     from rich.table import Table
 
     from lf_tui.cli import console
@@ -68,6 +74,8 @@ def show(shown: list, budget: int, where: str, args: argparse.Namespace, notes: 
     for row in memory_text.recommend_rows(shown):
         table.add_row(*row)
     out.print(table)
+    out.print(memory_text.recommend_count_line(len(shown), total, args.goal))
+    out.print(f"[dim]{memory_text.recommend_assumes(shown[0].plan)}[/dim]")
     for note in notes:
         out.print(f"[dim]{note}[/dim]")
     out.print("[dim]lf-tui recommend --json prints each candidate's config; the app's Recommend screen (F3) opens "

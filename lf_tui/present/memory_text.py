@@ -148,3 +148,21 @@ def recommend_rows(found: list[Candidate]) -> list[tuple[str, ...]]:
     """One row per candidate, best first: rank, method, settings, estimated peak, relative speed, quality."""
     return [(str(i), c.title, c.settings_text(), size(c.plan.total), f"{c.speed:.2f}x", f"{c.quality:.1f}%")
             for i, c in enumerate(found, start=1)]
+
+
+def recommend_count_line(shown: int, total: int, goal: str) -> str:
+    """Under `lf-tui recommend`'s table: `10 of 22 shown; 12 more fit, ranked lower for quality: --top 22 or --all
+    shows every one` (or `all 22 shown`), in the What fits screen's words (present.recommend_text.shown_line)."""
+    from lf_tui.present.recommend_text import shown_line
+
+    line = shown_line(shown, total)
+    if shown >= total:
+        return line
+    return (f"{line}; {total - shown} more fit, ranked lower for {goal}: --top {total} or --all shows every one")
+
+
+def recommend_assumes(plan: MemoryPlan) -> str:
+    """What the Est. memory column assumes: `Est. memory: cuda bf16, each row's batch x 512 tokens; training on the
+    GPU, the CUDA runtime included (...)`."""
+    s = plan.setting
+    return f"Est. memory: {s.device} {s.precision}, each row's batch x {s.seq_len} tokens; {covers(plan)}"
