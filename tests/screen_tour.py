@@ -126,6 +126,16 @@ async def readme(pilot: Pilot) -> None:
                    len(app.screen.query_one(Markdown).children) > 0, what="README shown")
 
 
+async def help_keys(pilot: Pilot) -> None:
+    """? on the methods screen: every key of the screen and the global ones."""
+    from lf_tui.screens.help_screen import HelpScreen
+
+    app = pilot.app
+    await methods(pilot)
+    await pilot.press("question_mark")
+    await _until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help screen")
+
+
 async def runs_list(pilot: Pilot) -> None:
     """F2: the run history, once it lists every run of the store."""
     from textual.widgets import DataTable
@@ -212,6 +222,7 @@ TOUR = [
     Stop("confirm_discard", confirm_discard),
     Stop("prompt_base_model", prompt_base_model),
     Stop("readme", readme),
+    Stop("help", help_keys),
     Stop("runs", runs_list, screenshot="runs"),
     Stop("runs_empty", runs_empty, with_runs=False),
     Stop("run_view", run_view, screenshot="run"),

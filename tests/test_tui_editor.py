@@ -86,3 +86,48 @@ async def test_old_config_is_migrated_and_can_be_upgraded(tmp_path) -> None:
         await pilot.press("ctrl+u", "ctrl+s")
         await wait_for(pilot, lambda: json.loads(old.read_text()).get("version") == "2.0", what="upgraded file")
         assert json.loads(old.read_text())["training"] == {"epochs": 2}
+
+
+def _notes(app) -> str:
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def test_ctrl_s_on_a_new_config_saves_the_offered_name_or_says_why_not(tmp_path, monkeypatch) -> None:
+    from textual.widgets import Input
+
+    from lf_tui.widgets.dialogs import PromptScreen
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lora_config.json").write_text("{}")  # taken: the offer is the next free name
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        area = await _open_lora_defaults(pilot)
+        editor = app.screen
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="save-as prompt")
+        field = app.screen.query_one(Input)
+        assert field.value == "lora_config_2.json"
+        field.value = ""
+        await pilot.press("enter")  # nothing typed: refused in words, nothing written
+        await wait_for(pilot, lambda: "not saved: no file name given" in _notes(app), what="refusal")
+        assert app.screen is editor and sorted(p.name for p in tmp_path.glob("*.json")) == ["lora_config.json"]
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("enter")  # the offered name as it stands
+        await wait_for(pilot, lambda: (tmp_path / "lora_config_2.json").exists(), what="saved file")
+        assert (tmp_path / "lora_config_2.json").read_text() == area.text and not editor.dirty
+        assert "saved " in _notes(app) and "lora_config_2.json" in str(editor.query_one("#editor-title").render())
+
+
+async def test_f1_then_enter_on_a_modified_editor_keeps_the_text(tmp_path) -> None:
+    """The discard question has the safe answer focused: Enter (meant for the methods list) keeps the buffer."""
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        area = await _open_lora_defaults(pilot)
+        editor = app.screen
+        area.insert('"mine": 1,')
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="discard question")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is editor, what="back in the editor")
+        assert '"mine": 1,' in area.text and editor.dirty

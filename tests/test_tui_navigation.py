@@ -71,3 +71,54 @@ async def test_one_playground_however_it_is_opened(tmp_path: Path, monkeypatch: 
         await pilot.press("f6")
         await wait_for(pilot, lambda: app.screen is first)
         assert sum(isinstance(s, PlaygroundScreen) for s in app.screen_stack) == 1 and len(started) == 1
+
+
+async def test_playground_marks_chosen_runs_with_a_check_not_only_a_colour(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from lf_tui.widgets.marked_list import CHOSEN
+
+    monkeypatch.setattr(playground_screen, "SERVE_CLIENT", [ReplayedServing])
+    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
+    for run in (tmp_path / "runs").iterdir():
+        (run / "weights").mkdir()
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlaygroundScreen) and app.screen.targets_list.option_count == 3,
+                       what="targets listed")
+        targets = app.screen.targets_list
+
+        def line(i: int) -> str:
+            return targets.render_line(i).text
+
+        assert line(0).lstrip("▐ ").startswith(CHOSEN) and "base model" in line(0)  # the base: chosen by default
+        assert CHOSEN not in line(1) and CHOSEN not in line(2)
+        await pilot.press("f7")
+        targets.highlighted = 1
+        await pilot.press("space")
+        await wait_for(pilot, lambda: CHOSEN in line(1), what="second entry checked")
+        assert CHOSEN not in line(2) and len(app.screen.state.chosen) == 1
+
+
+async def test_the_command_palette_runs_the_apps_own_commands(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    from lf_tui.screens.help_screen import HelpScreen
+
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Methods", "Runs", "What fits", "Playground", "Keys", "Quit", "Defaults", "README"} <= titles
+        for words, screen_type in (("What fits", None), ("Keys", HelpScreen)):
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+            app.screen.query_one(Input).value = words
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            if screen_type is None:
+                from lf_tui.screens.recommend_screen import RecommendScreen
+
+                screen_type = RecommendScreen
+            await wait_for(pilot, lambda: isinstance(app.screen, screen_type), what=words)

@@ -7,7 +7,7 @@ import json
 from textual.widgets import DataTable, Label, Static
 
 from engine.protocol import Step
-from engine.run_store import RunDir
+from engine.run_store import RunDir, RunStore
 from lf_tui.app import LfTuiApp
 from lf_tui.screens.compare_screen import CompareScreen
 from lf_tui.screens.run_screen import RunScreen
@@ -233,3 +233,75 @@ async def test_a_crashed_run_shows_as_crashed_with_its_curve(tmp_path) -> None:
         await wait_for(pilot, lambda: screen.is_mounted and screen.state.loss.count == 7)
         await wait_for(pilot, lambda: "crashed" in str(screen.query_one("#run-title").render()), what="crashed")
         assert screen.state.loss.count == 7 and "step 7/50" in text_of(app, "#figures")
+
+
+async def test_ctrl_r_on_an_unwritable_store_says_why_and_keeps_the_editor(tmp_path, monkeypatch) -> None:
+    """A runs folder that cannot be made (under a regular file), then an engine that cannot be started: each Ctrl+R
+    is one sentence in a notification; the app, the editor and its modified text stay."""
+    import errno
+
+    from textual.widgets import TextArea
+
+    import lf_tui.app as app_module
+    from lf_tui.screens.editor_screen import EditorScreen
+    from lf_tui.screens.methods_screen import MethodsScreen
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    app = LfTuiApp(runs_dir=blocker / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor, area = app.screen, app.screen.query_one("#config", TextArea)
+        area.load_text(area.text.replace('"max_steps": -1', '"max_steps": 3'))
+        modified = area.text
+        await pilot.press("ctrl+r")
+        notes = lambda: [str(n.message) for n in app._notifications]  # noqa: E731
+        await wait_for(pilot, lambda: any(str(blocker) in n for n in notes()), what="the store's reason")
+        reason = next(n for n in notes() if str(blocker) in n)
+        assert "--runs-dir" in reason and "\n" not in reason, reason
+        assert app.is_running and app.screen is editor and area.text == modified and editor.dirty
+
+        app.store = RunStore(tmp_path / "runs")  # a writable store, but no engine can be started
+
+        def no_engine(run, **_):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(app_module, "launch", no_engine)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: any("cannot start the engine" in n for n in notes()), what="launch failure")
+        assert "No space left on device" in notes()[-1]
+        assert app.is_running and app.screen is editor and area.text == modified
+
+
+async def test_s_reverses_the_order_and_c_compares_only_the_marked_runs_shown(tmp_path) -> None:
+    import shutil
+
+    from textual.widgets import Input
+
+    from tests.test_snapshots import FIXTURE_RUNS
+
+    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.shown_ids) == 2,
+                       what="runs listed")
+        screen = app.screen
+        first = list(screen.shown_ids)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.shown_ids == first[::-1], what="reversed")
+        assert "↑" in str(screen.query_one("#runs-title", Label).render())
+        await pilot.press("s")  # a second press restores the order
+        await wait_for(pilot, lambda: screen.shown_ids == first, what="restored")
+        await pilot.press("space", "down", "space")  # both marked
+        await wait_for(pilot, lambda: len(screen.marked) == 2)
+        hidden = first[1]
+        screen.query_one("#filter", Input).value = first[0]  # the filter hides the second
+        await wait_for(pilot, lambda: screen.shown_ids == [first[0]], what="filtered")
+        assert "1 hidden by the filter" in str(screen.query_one("#runs-title", Label).render())
+        await pilot.press("c")  # the table has the focus
+        await wait_for(pilot, lambda: any("hidden by the filter" in str(n.message) for n in app._notifications),
+                       what="refusal")
+        assert app.screen is screen and hidden in screen.marked
