@@ -111,8 +111,8 @@ class RecommendScreen(Screen[None]):
             found, notes = recommend(model, budget, goal, self.device)  # type: ignore[arg-type]
             where = self.where if budget_text == self.machine_text else "as typed"
             place = f"{budget_text_of(budget, self.device)} ({escape(where)})"
-            status = (f"{len(found)} fit {escape(model)} in {place} ({shown_line(len(found), len(found))}, "
-                      f"↑/↓ scroll), best for {goal} first · " + escape(" · ".join(notes)) if found else
+            status = (f"{len(found)} fit {escape(model)} in {place}, {shown_line(len(found), len(found))} "
+                      f"(↑/↓ scroll), best for {goal} first · " + escape(" · ".join(notes)) if found else
                       f"[yellow]nothing fits {escape(model)} in {place}[/yellow]: a smaller model or more memory")
         except ValueError as exc:
             found, status = [], f"[red]{escape(str(exc))}[/red]"
