@@ -8,7 +8,36 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "write_json"]
+__all__ = ["atomic_write_text", "current_umask", "follow_umask", "write_json"]
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask() would, for a moment, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike[str]) -> None:
+    """Give `path` (a file, or a folder and all in it) the modes open() and mkdir() give (0o666 / 0o777 less the
+    umask), for what libraries create private: safetensors files (0600), tempfile.mkdtemp folders (0700)."""
+    mask = current_umask()
+    root = Path(path)
+    entries = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        mode = entry.stat().st_mode
+        full = 0o777 if entry.is_dir() or mode & 0o111 else 0o666
+        if mode & 0o7777 != full & ~mask:
+            os.chmod(entry, full & ~mask)
 
 
 def _temp_beside(p: Path) -> tuple[int, Path]:

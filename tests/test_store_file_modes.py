@@ -45,3 +45,25 @@ def test_atomic_writes_get_the_mode_open_gives(tmp_path: Path, umask: None) -> N
 def test_a_new_run_folder_s_files_follow_the_umask(tmp_path: Path, umask: None) -> None:
     run = RunStore(tmp_path / "runs").create("lora", {"base_model": "builtin:tiny-llama"})
     assert _mode(run.file(CONFIG)) == _mode(run.file(META)) == 0o664
+
+
+def test_follow_umask_opens_what_libraries_make_private(tmp_path: Path, umask: None) -> None:
+    """safetensors writes its files 0600 and mkdtemp makes 0700 folders: a run's weights must be shareable too."""
+    import tempfile
+
+    from lf_common.files import current_umask, follow_umask
+
+    assert current_umask() == 0o002
+    stage = Path(tempfile.mkdtemp(dir=tmp_path))
+    fd = os.open(stage / "adapter_model.safetensors", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    (stage / "sub").mkdir(mode=0o700)
+    (stage / "sub" / "run.sh").write_text("#!/bin/sh\n")
+    (stage / "sub" / "run.sh").chmod(0o700)
+    assert _mode(stage) == 0o700 and _mode(stage / "adapter_model.safetensors") == 0o600
+    follow_umask(stage)
+    assert [_mode(p) for p in (stage, stage / "adapter_model.safetensors", stage / "sub", stage / "sub" / "run.sh")] \
+        == [0o775, 0o664, 0o775, 0o775]
+    os.umask(0o077)
+    follow_umask(stage / "adapter_model.safetensors")
+    assert _mode(stage / "adapter_model.safetensors") == 0o600
