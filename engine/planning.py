@@ -7,7 +7,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from engine.builtin_spec import builtin_config, is_builtin
 from methods.catalogue import get_catalogue
@@ -223,17 +223,28 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+PRECISIONS: dict[str, Literal["bf16", "fp16", "fp32"]] = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
+
+
 def estimate(cfg: Any, device: Device = "cuda", base_model: str | None = None, seq_len: int | None = None,
-             known: tuple[ModelShape, str] | None = None) -> tuple[MemoryPlan, ModelShape, str]:
+             known: tuple[ModelShape, str] | None = None,
+             precision: str | None = None) -> tuple[MemoryPlan, ModelShape, str]:
     """The memory plan of a validated config (its base model, or `base_model`) on `device`, the shape, its source;
-    `known`: that model's (shape, source) when the caller has read it already (one read for many methods)."""
+    `known`: that model's (shape, source) when the caller has read it already (one read for many methods);
+    `precision`: the one a run really used (bf16, fp16, fp32) instead of the one this machine would resolve."""
     shape, source = known or model_shape(base_model or cfg.base_model)
     method = get_catalogue().get(cfg.method_name)
     if method.info.memory is None:
         raise PlanError(f"method {cfg.method_name!r} declares no memory model",
                         "its spec.py can set memory= (see methods/lora/spec.py)")
     footprint = method.info.memory(shape, cfg)
-    return plan_memory(shape, footprint, setting_on(cfg, device, seq_len)), shape, source
+    setting = setting_on(cfg, device, seq_len)
+    used = PRECISIONS.get(precision or "")
+    if used is not None and used != setting.precision:
+        from dataclasses import replace
+
+        setting = replace(setting, precision=used)
+    return plan_memory(shape, footprint, setting), shape, source
 
 
 def setting_on(cfg: Any, device: Device, seq_len: int | None = None) -> Setting:

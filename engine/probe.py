@@ -1,8 +1,10 @@
 """Measure a config's peak training memory: load the model as a run would, train a few optimizer steps at the
 longest sequence length and the configured batch, report the peak (and, on a GPU, the largest batch that fits).
 
-On CUDA the peak is the allocator's (torch.cuda.max_memory_allocated, after the model loads from zero); on CPU it
-is the process's peak resident memory above its resident memory once torch, transformers and peft are imported.
+On CUDA the peak is the allocator's (torch.cuda.max_memory_allocated, after the model loads from zero: no CUDA
+context, no allocator slack); on CPU it is the process's peak resident memory above its resident memory after one
+warm-up step on the built-in model (what the process grows by once, kernels loaded lazily and thread pools, is the
+runtime: the planner leaves it out on a CPU, so the two compare like with like).
 """
 
 from __future__ import annotations
@@ -24,8 +26,42 @@ def _rss_bytes() -> int:
 
 
 def _peak_rss_bytes() -> int:
+    """The peak resident memory since the last _reset_peak_rss (Linux's VmHWM), else since the process started."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def _reset_peak_rss() -> None:
+    """Linux: the peak resident memory starts again from now (clear_refs 5); elsewhere the process's peak stays."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        pass
+
+
+CPU_MEASURES = "the peak resident memory above the process's after a warm-up step (the runtime left out)"
+CUDA_MEASURES = "the CUDA allocator's peak (no CUDA context, no allocator slack)"
+
+
+def warm_up_cpu_runtime(cfg: Any) -> None:
+    """One tiny step on the built-in model in `cfg`'s precision: what the process grows by once (kernels loaded
+    lazily, thread pools, the allocator's first arenas) is resident before the measurement starts."""
+    import gc
+
+    from methods.validation import validate_config
+
+    warm = validate_config({"method": "lora", "hardware": {"device": "cpu",
+                                                            "mixed_precision": cfg.hardware.mixed_precision},
+                            "training": {"batch_size": 1, "max_seq_length": 16}}).config
+    if warm is not None:
+        _train_steps(warm, 1, 16, 1)
+        gc.collect()
 
 
 def synthetic_examples(n: int, seq_len: int, vocab: int, seed: int) -> list[Any]:
@@ -60,6 +96,7 @@ def _train_steps(cfg: Any, batch: int, seq_len: int, steps: int) -> dict[str, An
         start = torch.cuda.memory_allocated(runtime.device)
     else:
         start = _rss_bytes()
+        _reset_peak_rss()
     model, impl = build_model(cfg, runtime, lambda level, message: None, steps)
     examples = synthetic_examples(batch * training.gradient_accumulation_steps * steps, seq_len, len(tokenizer),
                                   cfg.training.seed)
@@ -78,7 +115,7 @@ def _train_steps(cfg: Any, batch: int, seq_len: int, steps: int) -> dict[str, An
     del trainer, model
     return {"peak_bytes": int(peak), "reserved_bytes": int(reserved), "device": str(runtime.device),
             "precision": runtime.precision, "batch_size": batch, "seq_len": seq_len, "steps": steps,
-            "seconds_per_step": round(seconds / max(1, steps), 3)}
+            "seconds_per_step": round(seconds / max(1, steps), 3), "measures": CUDA_MEASURES if cuda else CPU_MEASURES}
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -141,12 +178,14 @@ def probe(config_path: Path, dataset: str | None = None, steps: int = 3, search_
     seq_len = cfg.training.max_seq_length
     if dataset:
         seq_len = _longest(cfg, dataset, seq_len)
-    if search_batch:
-        from engine.models import resolve_runtime
+    from engine.models import resolve_runtime
 
-        if resolve_runtime(cfg).device.type != "cuda":  # before anything loads
-            raise EngineError("unsupported_hardware", "--find-batch needs a CUDA GPU (out of memory on a CPU is "
-                              "the operating system's to handle, not an error a process can catch)")
+    device = resolve_runtime(cfg).device.type
+    if search_batch and device != "cuda":  # before anything loads
+        raise EngineError("unsupported_hardware", "--find-batch needs a CUDA GPU (out of memory on a CPU is "
+                          "the operating system's to handle, not an error a process can catch)")
+    if device == "cpu":
+        warm_up_cpu_runtime(cfg)
     try:
         result = _train_steps(cfg, cfg.training.batch_size, seq_len, steps)
     except Exception as exc:
@@ -160,7 +199,7 @@ def probe(config_path: Path, dataset: str | None = None, steps: int = 3, search_
         torch.cuda.empty_cache()  # the configured batch does not fit: the search says what does
         result = {"peak_bytes": None, "device": "cuda", "batch_size": cfg.training.batch_size, "seq_len": seq_len,
                   "steps": steps, "out_of_memory": True, "precision": cfg.hardware.mixed_precision,
-                  "seconds_per_step": None}
+                  "seconds_per_step": None, "measures": CUDA_MEASURES}
     if search_batch:
         result["find_batch"] = find_batch(cfg, seq_len, steps)
     return result

@@ -57,10 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def planned(config_path: str, measured: dict[str, object]) -> dict[str, object]:
-    """The planner's estimate for what was measured (same device, batch and sequence length), and its error."""
+    """The planner's estimate for what was measured (its device, precision, batch and sequence length), the part of
+    it the measurement sees (on a GPU the allocator's peak leaves out the CUDA context and the allocator's slack, so
+    the plan's runtime overhead is left out too; on a CPU both leave the runtime out), and the planner's error
+    against it; with a note instead of an error figure when they cannot be compared."""
     from pathlib import Path
 
     from engine.planning import PlanError, estimate
+    from lf_tui.present.memory_text import covers
     from methods.config_file import read_config_file
     from methods.config_paths import resolve_config_paths
     from methods.validation import validate_config
@@ -70,15 +74,27 @@ def planned(config_path: str, measured: dict[str, object]) -> dict[str, object]:
     if cfg is None:
         return {}
     cfg = resolve_config_paths(cfg, Path(config_path).parent)
-    device: Literal["cuda", "cpu"] = "cuda" if str(measured["device"]).startswith("cuda") else "cpu"
+    device = str(measured["device"])
+    kind: Literal["cuda", "cpu"] | None = "cuda" if device.startswith("cuda") else "cpu" if device == "cpu" else None
+    if kind is None:
+        return {"planner_error": None, "planner_error_note": f"the planner sizes cuda and cpu runs, not {device}"}
+    batch = int(measured["batch_size"])  # type: ignore[call-overload]
+    if batch != cfg.training.batch_size:
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"batch_size": batch})})
     try:
-        plan = estimate(cfg, device, seq_len=int(measured["seq_len"]))[0]  # type: ignore[call-overload]
-    except PlanError:
-        return {}
+        plan = estimate(cfg, kind, seq_len=int(measured["seq_len"]),  # type: ignore[call-overload]
+                        precision=str(measured.get("precision")))[0]
+    except PlanError as exc:
+        return {"planner_error": None, "planner_error_note": f"no plan: {exc.message}"}
+    compared = plan.total - plan.parts.get("runtime overhead", 0)
+    out: dict[str, object] = {"planned_bytes": plan.total, "planned_setting": vars(plan.setting),
+                              "planned_covers": covers(plan), "compared_bytes": compared}
     if measured.get("peak_bytes") is None:  # the configured batch ran out of memory (--find-batch went on)
-        return {"planned_bytes": plan.total, "planner_error": None}
+        return {**out, "planner_error": None, "planner_error_note": "the configured batch ran out of memory"}
     peak = int(measured["peak_bytes"])  # type: ignore[call-overload]
-    return {"planned_bytes": plan.total, "planner_error": round((plan.total - peak) / peak, 4) if peak else None}
+    if peak <= 0:
+        return {**out, "planner_error": None, "planner_error_note": "the measured growth is zero"}
+    return {**out, "planner_error": round((compared - peak) / peak, 4)}
 
 
 def show(result: dict[str, object]) -> None:
@@ -89,13 +105,21 @@ def show(result: dict[str, object]) -> None:
     if result.get("out_of_memory"):
         out.print(f"[red]the configured batch ({result['batch_size']}) runs out of memory[/red]")
         if result.get("planned_bytes"):
-            out.print(f"planned peak:  {size(int(result['planned_bytes']))}")  # type: ignore[call-overload]
+            out.print(f"planned peak:  {size(int(result['planned_bytes']))}  ({_planned_text(result)})")  # type: ignore[call-overload]
     else:
         show_measured(result)
     found = result.get("find_batch")
     if isinstance(found, dict):
         out.print(f"largest batch that fits: {found['max_batch_size']}"
                   + (" (the search stopped at its cap)" if found.get("capped") else ""))
+
+
+def _planned_text(result: dict[str, object]) -> str:
+    """`cuda bf16, batch 4 x 512 tokens; training on the GPU, ...`: what the plan beside a measurement assumes."""
+    s = result.get("planned_setting")
+    if not isinstance(s, dict):
+        return ""
+    return f"{s['device']} {s['precision']}, batch {s['batch_size']} x {s['seq_len']} tokens; {result['planned_covers']}"
 
 
 def show_measured(result: dict[str, object]) -> None:
@@ -106,6 +130,18 @@ def show_measured(result: dict[str, object]) -> None:
     out.print(f"measured peak: [bold]{size(int(result['peak_bytes']))}[/bold]  ({result['device']} "  # type: ignore[call-overload]
               f"{result['precision']}, batch {result['batch_size']} x {result['seq_len']} tokens, "
               f"{result['steps']} steps, {result['seconds_per_step']} s/step)")
-    if result.get("planned_bytes"):
-        error = float(result["planner_error"] or 0)  # type: ignore[arg-type]
-        out.print(f"planned peak:  {size(int(result['planned_bytes']))}  (planner error {100 * error:+.0f}%)")  # type: ignore[call-overload]
+    if result.get("measures"):
+        out.print(f"  measures: {result['measures']}")
+    if not result.get("planned_bytes"):
+        if result.get("planner_error_note"):
+            out.print(f"planned peak:  none ({result['planner_error_note']})")
+        return
+    planned, compared = int(result["planned_bytes"]), int(result.get("compared_bytes") or 0)  # type: ignore[call-overload]
+    out.print(f"planned peak:  {size(planned)}  ({_planned_text(result)})")
+    error = result.get("planner_error")
+    against = (f"{size(compared)} without its runtime overhead, as the allocator counts" if compared != planned
+               else "the same parts as the measurement")
+    if isinstance(error, (int, float)):
+        out.print(f"  compared: {against}: planner error {100 * error:+.0f}%")
+    else:
+        out.print(f"  compared: no error figure ({result.get('planner_error_note', 'not comparable')})")
