@@ -55,14 +55,15 @@ def config_for_quick_train(method: str, base_model: str, max_steps: int | None =
 def model_refusal(base_model: str, base_dir: Path) -> str | None:
     """Why a hub id base model cannot load (not in the Hugging Face cache, and offline or the hub unreachable), in
     the planner's words, or None; built-in models and local folders are never refused here (the engine says more)."""
-    from engine.planning import PlanError, model_config
+    from engine.planning import PlanError
+    from engine.planning import _hub_config as hub_config  # the planner's lookup: cache, HF_HUB_OFFLINE, reachability
     from methods.config_paths import looks_local
 
     if not base_model or base_model.startswith("builtin:") or "://" in base_model or looks_local(base_model, base_dir) \
             or Path(base_model).is_absolute() or base_model.count("/") > 1:
         return None
     try:
-        model_config(base_model)
+        hub_config(base_model)  # not model_config: its bundled reference shapes size a model, they do not load it
     except PlanError as exc:
         gated = "; gated models need HF_TOKEN" if "HF_TOKEN" in exc.hint else ""
         return (f"base_model {exc.message}: download it where the hub is reachable (`hf download {base_model}`) or "

@@ -85,10 +85,15 @@ def test_a_hub_model_neither_cached_nor_reachable_is_refused(cwd: Path, monkeypa
     store = RunStore(cwd / "runs")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: unreachable at once
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cwd / "empty-hf-cache"))
+    monkeypatch.setattr("engine.planning.HUB_ANSWERS", {})
     model = f"lf-tui-tests/not-cached-{secrets.token_hex(4)}"
     message = _refused(store, _config(base_model=model), None, cwd)
     assert message.startswith(f"base_model {model!r}: config.json is not in the Hugging Face cache and HF_HUB_OFFLINE "
                               "is set: download it where the hub is reachable")
+    # the planner ships Llama-2-7B's shape (it plans offline), but the weights are on the hub
+    assert "'meta-llama/Llama-2-7b-hf': config.json is not in the Hugging Face cache" in _refused(
+        store, _config(base_model="meta-llama/Llama-2-7b-hf"), None, cwd)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     model = f"lf-tui-tests/not-cached-{secrets.token_hex(4)}"
     assert "the hub is unreachable" in _refused(store, _config(base_model=model), None, cwd)
