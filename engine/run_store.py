@@ -51,17 +51,18 @@ def _cause(exc: OSError) -> str:
     return CAUSES.get(exc.errno or 0, f"cannot be written ({exc.strerror or exc})")
 
 
-def store_error(folder: Path, exc: OSError) -> StoreWriteError:
+def store_error(folder: Path, exc: OSError, what: str = "the runs folder", fix: str = WHAT_TO_DO) -> StoreWriteError:
     """One sentence for a failed write into `folder`: which folder, the cause, what to do."""
-    fix = "free some space, or " + WHAT_TO_DO if exc.errno in (errno.ENOSPC, errno.EDQUOT) else WHAT_TO_DO
-    error = StoreWriteError(f"the runs folder {folder} {_cause(exc)}: {fix}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free some space, or {fix}"
+    error = StoreWriteError(f"{what} {folder} {_cause(exc)}: {fix}")
     error.errno = exc.errno
     return error
 
 
-def unwritable_reason(folder: Path) -> str | None:
+def unwritable_reason(folder: Path, *, what: str = "the runs folder", fix: str = WHAT_TO_DO) -> str | None:
     """None when `folder` (made if missing) takes a file and has MIN_FREE_BYTES free; else one sentence: which
-    folder, why not, and what to do."""
+    folder (`what` names it), why not, and what to do (`fix`: by default --runs-dir or $LF_TUI_RUNS_DIR)."""
     folder = Path(folder).expanduser().absolute()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -80,11 +81,11 @@ def unwritable_reason(folder: Path) -> str | None:
         if exc.errno in (errno.ENOTDIR, errno.EEXIST):
             blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
             if blocker != folder:
-                return f"the runs folder {folder} cannot be made ({blocker} is a file, not a folder): {WHAT_TO_DO}"
-        return str(store_error(folder, exc))
+                return f"{what} {folder} cannot be made ({blocker} is a file, not a folder): {fix}"
+        return str(store_error(folder, exc, what, fix))
     if free < MIN_FREE_BYTES:
-        return (f"the runs folder {folder} has only {free / 2**20:.0f} MiB free (a run needs at least "
-                f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or {WHAT_TO_DO}")
+        return (f"{what} {folder} has only {free / 2**20:.0f} MiB free (a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or {fix}")
     return None
 
 
@@ -254,6 +255,12 @@ class RunDir:
         if pid is None or not cancel_pid(pid):
             return f"could not signal the engine of run {self.run_id} (is it still starting? try again)"
         return None
+
+    def writable_refusal(self) -> str | None:
+        """Why this run's folder cannot take the files a resumed engine writes (read-only, full), or None."""
+        return unwritable_reason(self.path, what=f"run {self.run_id}'s folder",
+                                 fix="make it writable, or copy the run folder to a writable runs folder and resume "
+                                     "it there")
 
     def delete_refusal(self) -> str | None:
         """Why this run's folder must not be deleted now (its engine is live), or None when it may."""

@@ -124,3 +124,14 @@ def test_the_cli_refuses_an_unwritable_store_before_any_work(tmp_path: Path) -> 
         assert rc == "2" and line == (f"error: the runs folder {folder} is on a read-only file system: give a "
                                       "writable folder with --runs-dir DIR or $LF_TUI_RUNS_DIR"), (name, err)
     assert list(ro.iterdir()) == []
+
+
+def test_a_run_folder_that_cannot_take_a_resume_says_so(tmp_path: Path) -> None:
+    from engine.run_store import RunDir
+
+    run = RunStore(tmp_path / "runs").create("lora", {"base_model": "builtin:tiny-llama"})
+    assert run.writable_refusal() is None
+    (tmp_path / "runs" / "gone").write_text("a file where a run folder was")
+    reason = RunDir(tmp_path / "runs" / "gone").writable_refusal()
+    assert reason == (f"run gone's folder {tmp_path / 'runs' / 'gone'} is not a folder: make it writable, or copy the "
+                      "run folder to a writable runs folder and resume it there")
