@@ -53,11 +53,33 @@ def test_the_runs_table_gives_the_reason_where_it_fits(tmp_path: Path) -> None:
     assert by_status["cancelled"] == "cancel requested"
     assert by_status["failed"].startswith("data: runs/data.jsonl line 7: not a JSON") and \
         by_status["failed"].endswith("…") and len(by_status["failed"]) == ending.REASON_WIDTH
-    assert "reason" not in runs_table.columns_for(80)[0] and "reason" in runs_table.columns_for(100)[0]
-    assert "reason" in runs_table.columns_for(150)[0] and "reason" in runs_table.columns_for(200)[0]
+    shown = {width: _runs_cli(tmp_path, width) for width in (80, 110, 200)}
+    assert "reason" not in shown[80] and "engine stopped" not in shown[80]  # no room: the run view says it
+    assert "│ reason" not in shown[110] and " reason" in shown[110] and "data: runs/data.jsonl" in shown[110]
+    assert "┃ reason" in shown[200] and "cancel requested" in shown[200]
+    assert all(len(line) <= width for width, text in shown.items() for line in text.splitlines())
     failed = next(i for i in store.list() if i.status == "failed")
     assert info_next_steps(failed) == [f"fix: {DATA_ERROR['hint']}", "after the fix, resume it from its last "
                                        f"checkpoint: lf-tui train --resume {failed.run_id}"]
+
+
+def _runs_cli(root: Path, width: int) -> str:
+    """`lf-tui runs` in a terminal `width` columns wide."""
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    from lf_tui.cli import console, runs
+
+    buffer = io.StringIO()
+    original = console.out
+    console.out = lambda: Console(file=buffer, width=width, highlight=False, soft_wrap=True)  # type: ignore[assignment]
+    try:
+        assert runs.run(argparse.Namespace(runs_dir=str(root), json=False)) == 0
+    finally:
+        console.out = original  # type: ignore[assignment]
+    return buffer.getvalue()
 
 
 def test_only_the_last_segments_error_is_the_runs_failure(tmp_path: Path) -> None:

@@ -45,7 +45,6 @@ COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("method", "method", lambda r: r.method),
     ("base_model", "base model", lambda r: r.base_model),
     ("status", "status", lambda r: r.status),
-    ("reason", "reason", ended_reason),
     ("steps", "steps", lambda r: r.steps),
     ("final_loss", "final loss", lambda r: r.final_loss),
     ("best_loss", "best loss", lambda r: r.best_loss),
@@ -57,23 +56,23 @@ COLUMNS: list[tuple[str, str, Callable[[RunInfo], Any]]] = [
     ("started", "started", lambda r: r.started),
 ]
 SORT_KEYS = [c[0] for c in COLUMNS]
-LABELS = {key: label for key, label, _ in COLUMNS}
+REASON = "reason"  # why a run ended: a last column where the others leave room (`lf-tui runs`), not a sort key
+LABELS = {**{key: label for key, label, _ in COLUMNS}, REASON: "reason"}
 # an 80-column terminal: the columns that matter, whole; shorter labels
 COMPACT_KEYS = ["run", "method", "status", "steps", "final_loss", "duration"]
 COMPACT_LABELS = {**LABELS, "final_loss": "loss", "duration": "time"}
 COMPACT_BELOW = 120  # terminal columns
 # up to WIDE_FROM columns: a fused run's parents instead of the best loss, no deployment figures
 MEDIUM_KEYS = ["run", "method", "base_model", "status", "steps", "final_loss", "derived_from", "bench", "duration",
-               "started", "reason"]
+               "started"]
 WIDE_FROM = 180
-REASON_FROM = 100  # below it, a compact table has no room for why a run ended (the run view says it)
 
 
 def columns_for(width: int) -> tuple[list[str], dict[str, str]]:
-    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW, with why a run
-    ended from REASON_FROM; every column from WIDE_FROM)."""
+    """The column keys and labels for a terminal `width` columns wide (compact below COMPACT_BELOW, every column
+    from WIDE_FROM); REASON may follow them where the room left allows."""
     if width < COMPACT_BELOW:
-        return (COMPACT_KEYS + ["reason"] if width >= REASON_FROM else COMPACT_KEYS), COMPACT_LABELS
+        return COMPACT_KEYS, COMPACT_LABELS
     return (MEDIUM_KEYS, LABELS) if width < WIDE_FROM else (SORT_KEYS, LABELS)
 
 
