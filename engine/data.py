@@ -11,6 +11,7 @@ from engine.data_chat import chat_segments, render_chat
 from engine.data_files import Record, read_records
 from engine.data_formats import ALPACA_PROMPT, Sample, detect_format, to_sample, to_samples
 from engine.errors import DataError
+from engine.tokenizer_bos import expects_bos
 
 __all__ = ["ALPACA_PROMPT", "IGNORE", "Example", "PreparedData", "detect_format", "prepare", "prompt_ids",
            "render_chat", "tokenize_record", "tokenize_sample"]
@@ -44,9 +45,10 @@ class _Stats:
 
 
 def with_bos(tokenizer: Any, ids: list[int]) -> list[int]:
-    """`ids` starting with exactly one BOS: prepended unless the text (e.g. a chat template) already has it."""
+    """`ids` starting with exactly one BOS when the model expects one (engine.tokenizer_bos: not GPT-2's shared
+    <|endoftext|>): prepended unless the text (e.g. a chat template) already has it."""
     bos = tokenizer.bos_token_id
-    return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
+    return ids if bos is None or (ids and ids[0] == bos) or not expects_bos(tokenizer) else [bos, *ids]
 
 
 def prompt_ids(tokenizer: Any, text: str) -> list[int]:

@@ -11,7 +11,8 @@ from engine.data import Example, PreparedData, prepare
 
 CACHE_VERSION = "2"
 # The code that decides tokenisation: any edit to it invalidates cached examples.
-CODE = [Path(__file__).resolve().parent / f"{name}.py" for name in ("data", "data_chat", "data_files", "data_formats")]
+CODE = [Path(__file__).resolve().parent / f"{name}.py" for name in ("data", "data_chat", "data_files", "data_formats",
+                                                                        "tokenizer_bos")]
 
 
 def _file_digest(path: Path, h: Any) -> bool:

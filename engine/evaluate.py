@@ -4,15 +4,16 @@ a limited one (--limit N, fewer questions than the task has) as RUN/eval/<task>@
 full result that `lf-tui report` judges.
 
 Scoring follows lm-eval's multiple-choice tasks: each choice continues the context (joined by a space unless the
-context ends in whitespace); its log-likelihood is the sum of its tokens' log-probabilities given the context and
-the tokens before them. acc picks the highest log-likelihood; acc_norm divides it by the choice's length in
-characters first (lm-eval's acc_norm), which removes the bias towards short choices.
+context ends in whitespace); the context's trailing whitespace moves into the continuation and the whole text is
+tokenised and split after the context's tokens (lm-eval's `_encode_pair`); a choice's log-likelihood is the sum of
+its tokens' log-probabilities given the context and the tokens before them. acc picks the highest log-likelihood;
+acc_norm divides it by the choice's length in characters first (lm-eval's acc_norm), which removes the bias towards
+short choices.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -20,16 +21,14 @@ from typing import Any
 
 import torch
 
+from engine import lm_eval_tasks
 from engine.data import prompt_ids
 from engine.errors import EngineError
 from engine.eval_tasks import Question, Task, read_task, task_file
-from engine.run_store import RunDir
+from engine.run_store import RunDir, unwritable_reason
 
 NORMALISATION = ("acc: the choice with the highest log-likelihood (summed over its tokens); acc_norm: the highest "
                  "log-likelihood per character of the choice (length-normalised, as lm-eval's acc_norm)")
-LM_EVAL_HINT = (f"install it into lf-tui's environment (`{sys.executable} -m pip install lm-eval`); or give a "
-                "local JSONL file of questions (context or question, choices, answer), or `--tasks sample` for the "
-                "bundled one")
 BATCH_ROWS = 16  # sequences per forward pass
 
 
@@ -37,20 +36,26 @@ def continuation(context: str, choice: str) -> str:
     return choice if not context or context[-1].isspace() else " " + choice
 
 
+def split_pair(context: str, text: str) -> tuple[str, str]:
+    """(context, continuation) with the context's trailing whitespace moved to the continuation, as lm-eval does (a
+    word's leading space belongs to its token)."""
+    kept = context.rstrip()
+    return kept, context[len(kept):] + text
+
+
 def encode(tokenizer: Any, context: str, choice: str) -> tuple[list[int], list[int]]:
-    """(context ids, choice ids): the whole text is tokenised and split after the context's tokens, as lm-eval does;
-    the context starts with one BOS as in training (an empty context with EOS, so the first choice token has one)."""
-    text = continuation(context, choice)
+    """(context ids, choice ids) as lm-eval's `_encode_pair`: the context's trailing whitespace starts the choice, the
+    whole text is tokenised and split after the context's own tokens; the context starts with the BOS training adds
+    (an empty context is the BOS alone, else EOS, so the first choice token has one)."""
+    context, text = split_pair(context, continuation(context, choice))
     if context:
         ctx, whole = prompt_ids(tokenizer, context), prompt_ids(tokenizer, context + text)
-    else:
-        first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        ctx = [first]
-        whole = ctx + tokenizer(text, add_special_tokens=False)["input_ids"]
-    cont = whole[len(ctx):]
-    if not cont or whole[:len(ctx)] != ctx:  # the tokens merged across the boundary: tokenise the parts apart
-        cont = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ctx, cont
+        cont = whole[len(ctx):]
+        if cont:
+            return ctx, cont
+    first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    cont = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return (prompt_ids(tokenizer, context) if context else [first]), cont
 
 
 def max_positions(model: Any) -> int | None:
@@ -117,41 +122,12 @@ def score(model: Any, tokenizer: Any, questions: list[Question], runtime: Any) -
             "count": n, "per_question": per_question}
 
 
-def lm_eval_score(model: Any, tokenizer: Any, name: str, runtime: Any, limit: int | None) -> dict[str, Any]:
-    """One lm-eval task run on the loaded model (its own prompts, metrics and counts)."""
-    from lm_eval import simple_evaluate  # type: ignore[import-not-found]
-    from lm_eval.models.huggingface import HFLM  # type: ignore[import-not-found]
-
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=BATCH_ROWS)  # on the device it was loaded to
-    out = simple_evaluate(model=lm, tasks=[name], limit=limit)
-    metrics = (out or {}).get("results", {}).get(name)
-    if not metrics:
-        raise EngineError("eval", f"lm-eval returned no results for task {name!r}", "check the task name: "
-                          "`lm-eval ls tasks` lists them")
-    count = (out.get("n-samples", {}).get(name) or {}).get("effective")
-    result: dict[str, Any] = {"count": count}
-    for metric in ("acc", "acc_norm"):
-        value = metrics.get(f"{metric},none", metrics.get(metric))
-        if isinstance(value, (int, float)):
-            result[metric] = float(value)
-            if isinstance(count, int):
-                result["correct" if metric == "acc" else "correct_norm"] = round(float(value) * count)
-    return result
-
-
-def resolve_tasks(values: list[str], limit: int | None) -> list[Task | str]:
-    """Task files read (every line checked before a model loads) and cut to `limit` questions, lm-eval names kept;
-    lm-eval must be installed."""
+def resolve_tasks(values: list[str]) -> list[Task | str]:
+    """Task files read (every line checked before a model loads); lm-eval names kept (lm_eval_tasks resolves them)."""
     out: list[Task | str] = []
     for value in values:
         path = task_file(value)
-        if path is not None:
-            out.append(read_task(path))
-        elif importlib.util.find_spec("lm_eval") is None:
-            raise EngineError("missing_package", f"{value!r} is not a task file, and the lm-eval package that "
-                              "runs named benchmarks (hellaswag, mmlu, arc_easy...) is not installed", LM_EVAL_HINT)
-        else:
-            out.append(value)
+        out.append(read_task(path) if path is not None else value)
     return out
 
 
@@ -160,9 +136,11 @@ def limited(task: Task | str, limit: int | None) -> bool:
     return limit is not None and (not isinstance(task, Task) or limit < len(task.questions))
 
 
-def _measure(model: Any, tokenizer: Any, tasks: list[Task | str], runtime: Any, limit: int | None) -> list[Any]:
+def _measure(model: Any, tokenizer: Any, tasks: list[Task | str], runtime: Any, limit: int | None,
+             named: tuple[Any, dict[str, list[Any]]]) -> list[Any]:
+    manager, built = named
     return [score(model, tokenizer, t.questions[:limit] if limit else t.questions, runtime) if isinstance(t, Task)
-            else lm_eval_score(model, tokenizer, t, runtime, limit) for t in tasks]
+            else lm_eval_tasks.score(model, tokenizer, t, built[t], manager, BATCH_ROWS, limit) for t in tasks]
 
 
 def result_path(run: RunDir, task: str, limit: int | None = None) -> Path:
@@ -193,16 +171,23 @@ def evaluate(run_dir: Path, values: list[str], base: bool = False, limit: int | 
     from engine.generate import load_trained_model, trained_weights
 
     run = RunDir(run_dir)
-    tasks = resolve_tasks(values, limit)
+    refusal = unwritable_reason(run.path / "eval" if (run.path / "eval").exists() else run.path)
+    if refusal is not None:
+        raise EngineError("store", f"nothing was scored: the scores are saved in the run's folder, and {refusal}")
+    tasks = resolve_tasks(values)
+    names = [t for t in tasks if isinstance(t, str)]
+    if names:
+        lm_eval_tasks.offline_unless_reachable()  # before the Hugging Face libraries load: no half-minute retries
+    named = lm_eval_tasks.resolve(names)  # unknown or offline: said before any model loads
     weights = trained_weights(run)
     measured: dict[str, list[Any]] = {}
 
     def on_base(model: Any, tokenizer: Any, runtime: Any) -> None:
-        measured["base"] = _measure(model, tokenizer, tasks, runtime, limit)
+        measured["base"] = _measure(model, tokenizer, tasks, runtime, limit, named)
 
     t = time.perf_counter()
     model, tokenizer, _impl, runtime = load_trained_model(run, on_base if base else None)
-    measured["trained"] = _measure(model, tokenizer, tasks, runtime, limit)
+    measured["trained"] = _measure(model, tokenizer, tasks, runtime, limit, named)
     cfg = run.config() or {}
     results = []
     for i, task in enumerate(tasks):

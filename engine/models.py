@@ -116,7 +116,10 @@ def model_source(name: str) -> str:
 
 
 def load_tokenizer(cfg: MethodConfigBase) -> Any:
+    """The base model's tokenizer (a pad token, and the BOS training adds added by the tokenizer itself)."""
     from transformers import AutoTokenizer
+
+    from engine.tokenizer_bos import add_bos_as_training_does
 
     source = model_source(cfg.base_model)
     try:
@@ -125,6 +128,7 @@ def load_tokenizer(cfg: MethodConfigBase) -> Any:
         raise _load_error(cfg.base_model, exc) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    add_bos_as_training_does(tokenizer)  # what a run saves and exports adds the BOS that training adds
     return tokenizer
 
 

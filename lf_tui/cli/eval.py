@@ -9,6 +9,8 @@ from typing import Any
 
 from lf_tui.cli.options import add_runs_dir
 
+REFUSALS = ("task", "offline", "store")  # the engine's error kinds for what it refused before a model loaded: exit 2
+
 
 def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("eval", help="multiple-choice accuracy of a run's trained model (and its base)")
@@ -69,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     import subprocess
     import sys
 
+    from rich.markup import escape
+
     from engine.launcher import PROJECT_ROOT, engine_env
+    from engine.run_store import unwritable_reason
     from lf_tui.cli import console
     from lf_tui.cli.options import resolve_run
     from lf_tui.cli.preview_data import error_text
@@ -81,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     found = resolve_run(args.runs_dir, args.run)
     if found is None:
         return 2
+    saved_in = found.path / "eval"
+    refusal = unwritable_reason(saved_in if saved_in.exists() else found.path)
+    if refusal is not None:  # said before a model loads, not after everything was scored
+        err.print(f"[red]error:[/red] nothing was scored: the scores are saved in the run's folder, and "
+                  f"{escape(refusal)}")
+        return 2
     tasks = _tasks(args.tasks)
     for task in tasks:  # a missing task file: said before a model loads (the engine's words and exit)
         if Path(task).is_absolute() and not Path(task).is_file():
@@ -90,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "engine.evaluate", str(found.path.resolve()), "--tasks", *tasks]
     cmd += ["--base"] * args.base + (["--limit", str(args.limit)] if args.limit else [])
     if not args.json:
-        err.print(f"[dim]loading run {found.run_id}'s model{' and its base' if args.base else ''}…[/dim]")
+        named = [t for t in tasks if not Path(t).is_absolute() and t != "sample"]
+        first = f"checking lm-eval's {', '.join(named)}, then " if named else ""
+        err.print(f"[dim]{escape(first)}loading run {found.run_id}'s model{' and its base' if args.base else ''}"
+                  "…[/dim]")
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=engine_env(),
                           cwd=str(PROJECT_ROOT))
     try:
@@ -100,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                   "hint": proc.stderr[-1500:]}
     if "error" in result:
         err.print(error_text(result))
-        return 1
+        return 2 if result.get("kind") in REFUSALS else 1
     if args.json:
         print(json.dumps(result, indent=1))
     else:
