@@ -17,6 +17,7 @@ from engine.launcher import launch
 from engine.protocol import Checkpoint, Error, EventReader, Finished, RunStarted, Step
 from tests.conftest import make_config, start_run, train
 from tests.test_readme_paths import LF_TUI
+from tests.uneven_dataset import write_uneven_dataset
 
 # fp32 on both sides; the two ranks' halves of each batch reduce in another order than one batch does
 LOSS_TOLERANCE = 1e-4
@@ -40,10 +41,14 @@ def _steps_until(proc: Any, n: int) -> list[Any]:
     raise AssertionError(f"the run ended before step {n}: {seen[-3:]}")
 
 
-def test_two_processes_train_like_one_at_the_same_global_batch(store, learnable_dataset) -> None:
-    """Loss per step of 2 processes x batch 2 x accumulation 2 equals 1 process x batch 4 x accumulation 2; rank 0
+def test_two_processes_train_like_one_at_the_same_global_batch(store, tmp_path) -> None:
+    """Loss per step of 2 processes x batch 2 x accumulation 2 equals 1 process x batch 4 x accumulation 2, on
+    distinct records of uneven lengths (a wrong per-rank normalisation or data split changes the curve); rank 0
     alone writes the events; both ranks log to their own files; the accelerate config stays with the run."""
-    steps = {"max_steps": 5, "gradient_accumulation_steps": 2, "seed": 3}
+    learnable_dataset = write_uneven_dataset(tmp_path / "uneven.jsonl")
+    # a learning rate large enough that a gradient weighted otherwise (each rank's own token mean) shows in the
+    # next steps' losses
+    steps = {"max_steps": 5, "gradient_accumulation_steps": 2, "seed": 3, "learning_rate": 0.01}
     no_dropout = {"lora_dropout": 0.0}  # dropout masks depend on the batch shape: equal curves need none
     _, single, code = train(store, make_config("lora", training={**steps, "batch_size": 4}, hardware=FP32,
                                                method_specific=no_dropout),
@@ -156,12 +161,12 @@ def _events(run_dir: Path) -> list[Any]:
     return list(EventReader().feed_all((run_dir / "events.jsonl").read_bytes().splitlines()))
 
 
-def test_the_installed_cli_trains_two_processes_and_two_machines_from_an_empty_folder(tmp_path, learnable_dataset):
+def test_the_installed_cli_trains_two_processes_and_two_machines_from_an_empty_folder(tmp_path):
     """As the README shows: `lf-tui train --config C` with two processes, default ./runs; then two 'machines'
     (one process each) rendezvousing over localhost with `--node-rank 0` and `--node-rank 1`."""
     work = tmp_path / "work"
     work.mkdir()
-    (work / "train.jsonl").write_text(learnable_dataset.read_text())
+    write_uneven_dataset(work / "train.jsonl")  # distinct records: the two curves agree only if the split does
     steps = {"max_steps": 3, "batch_size": 2}
     monitoring = {"eval_steps": 0, "save_steps": 0}
     (work / "two.json").write_text(json.dumps({"method": "lora", "training": steps, "monitoring": monitoring,

@@ -153,3 +153,120 @@ async def test_run_view_keys_checkpoint_and_refuse_stop_without_eval(tmp_path: P
         process.cancel()
         await wait_for(pilot, lambda: screen.state.finished is not None, timeout=120, what="cancelled")
         assert screen.state.finished.status == "cancelled"
+
+
+def test_the_engine_inbox_keeps_the_requests_sent_since_its_start(tmp_path: Path) -> None:
+    """Made at the engine's start: a request sent while it loads (already in the file when training begins) is
+    answered; an earlier segment's is not (a resume starts from its launch time)."""
+    import time
+
+    old = send(tmp_path, "checkpoint")
+    time.sleep(0.01)
+    launched = time.time()
+    loading = send(tmp_path, "stop-after-eval")
+    resumed = ControlInbox(tmp_path, since=launched)
+    assert [r.id for r in resumed.poll()] == [loading.id] and resumed.poll() == []
+    later = send(tmp_path, "checkpoint")
+    assert [r.id for r in resumed.poll()] == [later.id]
+    fresh = ControlInbox(tmp_path, since=0.0)  # a new run: every request in its file is for this engine
+    assert [r.id for r in fresh.poll()] == [old.id, loading.id, later.id]
+
+
+def _multi_process_run(tmp_path: Path) -> RunDir:
+    import psutil
+
+    folder = tmp_path / "runs" / "20260101-000000-lora-ab12"
+    folder.mkdir(parents=True)
+    from tests.conftest import make_config
+
+    config = make_config("lora", hardware={"mixed_precision": "no", "distributed": {"num_processes": 2}})
+    (folder / "config.json").write_text(json.dumps(config.model_dump(mode="json")))  # as create_run writes it
+    (folder / "meta.json").write_text(json.dumps({"run_id": folder.name, "method": "lora", "created": 1.0}))
+    (folder / "engine.json").write_text(json.dumps({"pid": os.getpid(), "started": 2.0,
+                                                    "create_time": psutil.Process().create_time()}))
+    return RunDir(folder)
+
+
+def test_a_multi_process_run_refuses_live_controls_before_anything_waits(tmp_path: Path) -> None:
+    run = _multi_process_run(tmp_path)
+    assert run.info().status == "running"
+    with pytest.raises(ControlRefused, match="trains in 2 processes: live controls .* single-process runs only"):
+        send(run.path, "checkpoint")  # what the run view's k and e send too
+    assert not (run.path / CONTROL_FILE).exists()
+    import time
+
+    started = time.monotonic()
+    done = lf("control", run.run_id, "checkpoint", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and "trains in 2 processes" in done.stdout and "cancel it instead" in done.stdout
+    assert time.monotonic() - started < 30  # refused at once, not after its 300 s wait
+
+
+def test_requests_at_the_last_step_and_after_the_end_are_answered(tmp_path: Path) -> None:
+    from engine.live_controls import LiveControls
+    from tests.test_training_maths import make_trainer
+
+    events: list = []
+    trainer = make_trainer(tmp_path, events=events, training={"max_steps": 2})
+    trainer.live = LiveControls(trainer, ControlInbox(tmp_path, since=0.0))
+    early = send(tmp_path, "checkpoint")  # before the first step (the engine was loading): done at step 1
+    asked: list = []
+
+    def emit(event) -> None:
+        events.append(event)
+        if isinstance(event, Step) and event.step == 2:  # after the last step, before the loop looks again
+            asked.append(send(tmp_path, "checkpoint"))
+            asked.append(send(tmp_path, "stop-after-eval"))
+
+    trainer.emit = emit
+    trainer.fit()
+    trainer.finish(tmp_path / "weights")
+    late = send(tmp_path, "checkpoint")  # while the run ends (its deployment figures): the end answers it
+    trainer.live.at_end("completed")
+    answers = {e.request: e for e in events if isinstance(e, Control)}
+    assert answers[early.id].status == "done" and answers[early.id].step == 1
+    assert answers[asked[0].id].status == "refused" and "step 2 is the run's last" in answers[asked[0].id].detail
+    assert answers[asked[1].id].status == "stopping" and "evaluates, saves its final weights" in \
+        answers[asked[1].id].detail
+    assert answers[late.id].status == "refused" and "the run has ended (completed at step 2)" in \
+        answers[late.id].detail
+    assert len(answers) == 4
+
+    refusing = LiveControls(trainer, ControlInbox(tmp_path / "weights", since=0.0), refusal="2 processes: no")
+    request = send(tmp_path / "weights", "checkpoint")
+    assert refusing.after_step(False) is False
+    assert events[-1].request == request.id and events[-1].status == "refused" and events[-1].detail == "2 processes: no"
+
+
+def test_a_real_engine_answers_requests_sent_while_it_loaded_and_after_it_trained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    import engine.deployment
+    from engine.runner import run as engine_run
+    from lf_tui.run_setup import create_run
+    from tests.conftest import make_config
+
+    cfg = make_config("lora", training={"max_steps": 3, "batch_size": 2})
+    run = create_run(RunStore(tmp_path / "runs"), cfg, None, None)
+    checkpoint = send(run.path, "checkpoint", source="test")  # the engine has not started yet
+    stop = send(run.path, "stop-after-eval", source="test")
+    late: list = []
+    measure = engine.deployment.after_training
+
+    def after_training(*args, **kwargs):  # the run has trained; a request comes while it measures and ends
+        late.append(send(run.path, "checkpoint", source="test"))
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(engine.deployment, "after_training", after_training)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        assert engine_run(run.path) == 0
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    answers = {e.request: e for e in events(run) if isinstance(e, Control)}
+    assert answers[checkpoint.id].status == "done" and answers[checkpoint.id].step == 1
+    assert (run.checkpoints_dir / "step-1").is_dir()
+    assert answers[stop.id].status == "refused" and "no periodic evaluation" in answers[stop.id].detail
+    assert answers[late[0].id].status == "refused" and "has ended (completed at step 3)" in answers[late[0].id].detail
+    assert isinstance(events(run)[-1], Finished)

@@ -15,6 +15,7 @@ from engine.run_lock import RunLock, is_locked
 from engine.run_store import RunDir, RunStore
 from lf_tui.run_replay import replay_run
 from tests.conftest import make_config, train
+from tests.uneven_dataset import write_uneven_dataset
 
 LF_TUI = str(Path(sys.executable).with_name("lf-tui"))
 
@@ -69,7 +70,9 @@ def test_cancel_resume_cancel_resume_through_the_cli(tmp_path: Path, learnable_d
     assert record.state.loss.count == cfg["training"]["max_steps"] and record.state.finished.status == "completed"
 
 
-def test_losses_after_a_resume_equal_an_uninterrupted_run(store: RunStore, learnable_dataset: Path) -> None:
+def test_losses_after_a_resume_equal_an_uninterrupted_run(store: RunStore, tmp_path: Path) -> None:
+    """On distinct records of uneven lengths: a resume that replayed or skipped examples would change the losses."""
+    learnable_dataset = write_uneven_dataset(tmp_path / "uneven.jsonl")
     config = make_config("lora", training={"max_steps": 8, "batch_size": 2},
                          monitoring={"save_steps": 4, "eval_steps": 0}, data={"eval_split": 0})
     run, events, rc = train(store, config, learnable_dataset)
