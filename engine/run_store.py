@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -16,14 +15,15 @@ from typing import Any
 from engine.event_stats import scan
 from engine.protocol import Finished
 from engine.run_lock import holder_pid, is_locked
+from engine.store_space import ENV_RUNS_DIR, store_error, unwritable_reason
+from engine.store_space import MIN_FREE_BYTES as MIN_FREE_BYTES  # re-exported: callers ask the store
+from engine.store_space import StoreWriteError as StoreWriteError
 from lf_common.files import write_json
 from methods.secrets import SECRET_KEY, redact  # noqa: F401  (the store's redaction, re-exported)
 
-ENV_RUNS_DIR = "LF_TUI_RUNS_DIR"
 CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
     "config.json", "meta.json", "engine.json", "events.jsonl", "summary.json", "engine.log")
 STARTING_GRACE_S = 60.0
-MIN_FREE_BYTES = 50 * 2**20  # a store with less free space than this is refused before a run starts
 LIVE = ("running", "starting")  # statuses of a run whose engine is (or is about to be) training
 EXIT_CODES = {"completed": 0, "cancelled": 130}  # any other ending: 1
 INTERRUPTED = EXIT_CODES["cancelled"]  # a viewer stopped by Ctrl-C (or detached) exits as a cancelled run does
@@ -35,58 +35,6 @@ class RunNotFound(LookupError):
 
 class RunRefused(RuntimeError):
     """The store refuses an operation on a run now (e.g. deleting a running one); the message says why."""
-
-
-class StoreWriteError(OSError):
-    """Writing into the run store failed (read-only, full, no permission); the message is one sentence for the user."""
-
-
-WHAT_TO_DO = f"give a writable folder with --runs-dir DIR or ${ENV_RUNS_DIR}"
-CAUSES = {errno.EROFS: "is on a read-only file system", errno.EACCES: "cannot be written (permission denied)",
-          errno.EPERM: "cannot be written (operation not permitted)", errno.ENOTDIR: "is not a folder",
-          errno.EEXIST: "is not a folder", errno.ENOSPC: "has no space left", errno.EDQUOT: "is over its disk quota"}
-
-
-def _cause(exc: OSError) -> str:
-    return CAUSES.get(exc.errno or 0, f"cannot be written ({exc.strerror or exc})")
-
-
-def store_error(folder: Path, exc: OSError, what: str = "the runs folder", fix: str = WHAT_TO_DO) -> StoreWriteError:
-    """One sentence for a failed write into `folder`: which folder, the cause, what to do."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = f"free some space, or {fix}"
-    error = StoreWriteError(f"{what} {folder} {_cause(exc)}: {fix}")
-    error.errno = exc.errno
-    return error
-
-
-def unwritable_reason(folder: Path, *, what: str = "the runs folder", fix: str = WHAT_TO_DO) -> str | None:
-    """None when `folder` (made if missing) takes a file and has MIN_FREE_BYTES free; else one sentence: which
-    folder (`what` names it), why not, and what to do (`fix`: by default --runs-dir or $LF_TUI_RUNS_DIR)."""
-    folder = Path(folder).expanduser().absolute()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
-            raise OSError(errno.ENOTDIR, "not a folder")
-        probe = folder / f".lf-tui-write-check-{os.getpid()}-{secrets.token_hex(3)}"
-        try:
-            with open(probe, "wb") as fh:
-                fh.write(b"ok")
-                fh.flush()
-                os.fsync(fh.fileno())
-        finally:
-            probe.unlink(missing_ok=True)
-        free = shutil.disk_usage(folder).free
-    except OSError as exc:
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-            blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
-            if blocker != folder:
-                return f"{what} {folder} cannot be made ({blocker} is a file, not a folder): {fix}"
-        return str(store_error(folder, exc, what, fix))
-    if free < MIN_FREE_BYTES:
-        return (f"{what} {folder} has only {free / 2**20:.0f} MiB free (a run needs at least "
-                f"{MIN_FREE_BYTES // 2**20} MiB): free some space, or {fix}")
-    return None
 
 
 def exit_code(status: str) -> int:
