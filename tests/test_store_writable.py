@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 def test_the_cli_refuses_an_unwritable_store_before_any_work(tmp_path: Path) -> None:
     """As a user runs it: the installed command, an empty working folder, relative paths."""
     (tmp_path / "afile").write_text("x")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "LF_TUI_RUNS_DIR"}
+    env = {k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}
     done = subprocess.run([LF_TUI, "quick-train", "-m", "lora", "--runs-dir", "afile/runs"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2
