@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from lf_tui.cli import console
     from lf_tui.cli.options import missing_runs_dir
     from lf_tui.present.formatting import shown_path
-    from lf_tui.present.runs_table import COMPACT_BELOW, columns_for, problem_lines
+    from lf_tui.present.runs_table import COMPACT_BELOW, REASON, columns_for, problem_lines
 
     missing = missing_runs_dir(args.runs_dir)
     if missing:
@@ -43,11 +43,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     keys, labels = columns_for(out.width)  # an 80-column SSH terminal: the columns that matter, no box
     title = f"Runs in {shown_path(store.root)}"
-    shown = [k for k in keys if k != "reason"]
-    table = runs_table(title, runs, shown, labels, out.width < COMPACT_BELOW)
+    table = runs_table(title, runs, keys, labels, out.width < COMPACT_BELOW)
     room = out.width - out.measure(table).maximum - 3
-    if "reason" in keys and room >= MIN_REASON:  # why each run ended, in the room the other columns leave
-        table = runs_table(title, runs, [*shown, "reason"], labels, out.width < COMPACT_BELOW, room)
+    if room >= MIN_REASON:  # why each run ended, in the room the other columns leave
+        table = runs_table(title, runs, [*keys, REASON], labels, out.width < COMPACT_BELOW, room)
     out.print(table)
     for line in problem_lines(runs):
         out.print(escape(line), style="yellow")
