@@ -23,6 +23,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,8 +186,12 @@ def combine(parents: list[Parent], weights: list[float], combination: str, densi
     template: Any = model.peft_config[names[0]]  # a LoraConfig
     template.use_rslora, template.init_lora_weights = False, True
     torch.manual_seed(seed)
-    with torch.no_grad():
+    stored = adapter_dtype(parents)
+    with torch.no_grad(), fp32_adapters(model):
         model.add_weighted_adapter(names, weights, FUSED, combination_type=combination, density=density)
+        for name, param in model.named_parameters():
+            if f".{FUSED}." in f".{name}." and "lora_" in name:
+                param.data = param.data.to(stored)  # written in the parents' dtype, rounded once
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*was active which is now deleted.*")
         for name in names:
@@ -193,6 +199,50 @@ def combine(parents: list[Parent], weights: list[float], combination: str, densi
     model.save_pretrained(str(out), selected_adapters=[FUSED], safe_serialization=True)
     fused: Any = model.peft_config[FUSED]
     return int(fused.r)
+
+
+def adapter_dtype(parents: list[Parent]) -> Any:
+    """The dtype the parents' adapters are stored in (fp32 as lf-tui trains them; the widest when they differ)."""
+    import torch
+    from safetensors import safe_open
+
+    names = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+    found = set()
+    for parent in parents:
+        try:
+            with safe_open(str(parent.weights / "adapter_model.safetensors"), "pt") as f:
+                found |= {names.get(f.get_slice(k).get_dtype(), torch.float32) for k in f.keys()}
+        except OSError:  # a .bin adapter: fp32, as PEFT saves a trained adapter
+            found.add(torch.float32)
+    return max(found or {torch.float32}, key=lambda d: (d.itemsize, d == torch.float32))
+
+
+@contextmanager
+def fp32_adapters(model: Any) -> Iterator[None]:
+    """The model's LoRA matrices in fp32, the ones PEFT's add_weighted_adapter creates too: on a bf16 base PEFT
+    makes the fused adapter in the base's dtype and combines into it (a 3e-3 relative error on `cat`, which is exact
+    in fp32). The base weights are left as they are."""
+    import torch
+
+    def upcast() -> None:
+        for name, param in model.named_parameters():
+            if "lora_" in name and param.is_floating_point() and param.dtype != torch.float32:
+                param.data = param.data.float()
+
+    tuner = model.base_model
+    inject = tuner.inject_adapter
+
+    def inject_fp32(*args: Any, **kwargs: Any) -> Any:
+        result = inject(*args, **kwargs)
+        upcast()  # the new adapter, before add_weighted_adapter writes the combination into it
+        return result
+
+    upcast()
+    tuner.inject_adapter = inject_fp32
+    try:
+        yield
+    finally:
+        del tuner.inject_adapter  # the class's method again
 
 
 def fused_config(first: Parent, rank: int, recipe: dict[str, Any]) -> dict[str, Any]:
