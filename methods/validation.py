@@ -192,8 +192,7 @@ def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetail
 ACCEPTED_TOP_LEVEL = frozenset({"$schema"})
 # Other tools' spellings (LLaMA-Factory's, Hugging Face's TrainingArguments) and what this config says instead.
 FOREIGN_KEYS = {
-    "stage": "lf-tui trains supervised fine-tuning (SFT) only: there is no stage to choose; preference data (DPO, "
-             "KTO, ORPO) needs another trainer",
+    "stage": "lf-tui trains supervised fine-tuning (SFT) only, there is no stage; DPO/KTO data needs another trainer",
     "finetuning_type": "method_name picks the method (lora, qlora, full_finetune, ...)",
     "model_name_or_path": "write it as base_model",
     "lora_rank": "write it as method_specific.r",
