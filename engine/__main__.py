@@ -60,7 +60,7 @@ def _rank(args: argparse.Namespace) -> int:
     rank = int(os.environ.get("RANK", "0"))
     log_path = rank_log(args.run_dir, rank)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)

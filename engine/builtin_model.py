@@ -20,6 +20,7 @@ from engine.builtin_spec import (  # noqa: F401  (re-exported: the engine's modu
     cache_dir,
     is_builtin,
 )
+from lf_common.files import follow_umask
 
 
 def builtin_path(name: str) -> Path:
@@ -37,6 +38,7 @@ def builtin_path(name: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{short}-", dir=target.parent))
     try:
         build_tiny_llama(tmp)
+        follow_umask(tmp)  # mkdtemp makes 0700 and safetensors 0600: a shared cache must be readable by the team
         try:
             os.replace(tmp, target)
         except OSError:  # another process built it first

@@ -33,7 +33,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock or raise RunLocked naming the holder; records our pid in the file."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         if fcntl is not None:
             for attempt in range(20):  # a reader's probe holds a shared lock for microseconds: retry briefly
                 try:

@@ -46,14 +46,15 @@ def test_train_rejects_bad_configs_before_starting(tmp_path: Path) -> None:
     assert not runs.exists() or not any(runs.iterdir())  # nothing was started
 
 
-def test_train_with_config_and_a_failing_dataset_exits_1(tmp_path: Path) -> None:
+def test_train_with_config_and_an_empty_dataset_is_refused_before_launch(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"method": "adapters", "training": {"max_steps": 2}}))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     proc = lf("train", "-c", str(cfg), "--dataset", str(empty), runs=runs)
-    assert proc.returncode == 1 and "is empty" in proc.stdout
+    assert proc.returncode == 2 and "is empty" in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder exists
 
 
 def test_ctrl_c_cancels_with_a_checkpoint_then_resume(tmp_path: Path, learnable_dataset: Path) -> None:
