@@ -19,7 +19,7 @@ def test_a_failure_says_its_kind_message_fix_and_how_to_resume() -> None:
     failure = ending.failure_of(Error(kind="data", message="d.jsonl line 7: bad", hint="rename it to d.json"))
     assert failure is not None
     assert ending.ended_lines("R", "failed", failure, None, in_app=True) == [
-        "data error: d.jsonl line 7: bad", "fix: rename it to d.json",
+        "data error: d.jsonl line 7: bad", "hint: rename it to d.json",
         "after the fix, r resumes it from its last checkpoint"]
     assert ending.ended_lines("R", "failed", failure, None)[-1] == \
         "after the fix, resume it from its last checkpoint: lf-tui train --resume R"
@@ -28,6 +28,8 @@ def test_a_failure_says_its_kind_message_fix_and_how_to_resume() -> None:
     from_summary = ending.failure_of(None, {"status": "failed", "error": "loss became NaN", "diverged_at_step": 9})
     assert from_summary == ending.Failure("diverged", "loss became NaN")
     assert ending.failure_of(None, {"status": "completed"}) is None
+    assert ending.failure_of(None, {"error": "No space left", "error_kind": "disk", "error_hint": "free space"}) == \
+        ending.Failure("disk", "No space left", "free space")
 
 
 def test_crashed_and_cancelled_runs_say_what_next_and_completed_ones_nothing() -> None:
@@ -59,7 +61,7 @@ def test_the_runs_table_gives_the_reason_where_it_fits(tmp_path: Path) -> None:
     assert "┃ reason" in shown[200] and "cancel requested" in shown[200]
     assert all(len(line) <= width for width, text in shown.items() for line in text.splitlines())
     failed = next(i for i in store.list() if i.status == "failed")
-    assert info_next_steps(failed) == [f"fix: {DATA_ERROR['hint']}", "after the fix, resume it from its last "
+    assert info_next_steps(failed) == [f"hint: {DATA_ERROR['hint']}", "after the fix, resume it from its last "
                                        f"checkpoint: lf-tui train --resume {failed.run_id}"]
 
 

@@ -48,7 +48,7 @@ async def test_a_failed_run_says_why_refuses_controls_and_resumes(tmp_path: Path
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot, app, run, "failed")
         summary = _text(app, "#summary")
-        assert summary.startswith(f"Run failed · data error: {DATA_ERROR['message']} fix: {DATA_ERROR['hint']} "
+        assert summary.startswith(f"Run failed · data error: {DATA_ERROR['message']} hint: {DATA_ERROR['hint']} "
                                   "after the fix, r resumes it from its last checkpoint"), summary
         region = screen.query_one("#summary").region
         assert region.y >= 0 and region.bottom <= 23, region  # all of it on screen, above the footer

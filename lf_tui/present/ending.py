@@ -44,14 +44,19 @@ class Failure:
 
 
 def failure_of(error: Error | None = None, summary: dict[str, Any] | None = None) -> Failure | None:
-    """The failure from an error event (kind, message, hint), else from a summary's `error` message (kind
-    unknown: `internal` unless it says it diverged); None when neither has one."""
+    """The failure from an error event (kind, message, hint), else from a summary's `error`, `error_kind` and
+    `error_hint` (an older summary has no kind: `internal` unless it says it diverged); None when neither has one."""
     if error is not None and error.message:
         return Failure(error.kind or "internal", error.message, error.hint or "")
-    message = (summary or {}).get("error")
+    found = summary or {}
+    message = found.get("error")
     if not isinstance(message, str) or not message:
         return None
-    return Failure("diverged" if (summary or {}).get("diverged_at_step") is not None else "internal", message)
+    kind = found.get("error_kind")
+    if not isinstance(kind, str) or not kind:
+        kind = "diverged" if found.get("diverged_at_step") is not None else "internal"
+    hint = found.get("error_hint")
+    return Failure(kind, message, hint if isinstance(hint, str) else "")
 
 
 def error_line(failure: Failure) -> str:
@@ -96,7 +101,7 @@ def next_steps(run_id: str, status: str, failure: Failure | None, resume_refusal
         return []
     lines = []
     if failure is not None and failure.fix:
-        lines.append(f"fix: {failure.fix}")
+        lines.append(f"hint: {failure.fix}")
     elif status == "crashed":
         lines.append(CRASHED)
     if resume_refusal:
