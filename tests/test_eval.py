@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -180,10 +179,61 @@ def test_clear_errors(runs: Any, root: Path) -> None:
     assert "Traceback" not in bad.stderr + missing.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("lm_eval") is not None, reason="lm-eval is installed here")
-def test_lm_eval_task_names_without_lm_eval_say_how_to_install_it(runs: Any, root: Path) -> None:
-    proc = lf(root, "eval", runs["lora"].run_id, "--tasks", "hellaswag")
-    assert proc.returncode == 1
+def test_lm_eval_task_names_without_lm_eval_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import lm_eval_tasks
+    from engine.errors import EngineError
+
+    monkeypatch.setattr(lm_eval_tasks, "_manager", lambda: None)  # what it answers where lm-eval is not installed
+    with pytest.raises(EngineError) as caught:
+        lm_eval_tasks.resolve(["hellaswag"])
+    assert caught.value.kind == "missing_package"
+    assert "'hellaswag' is not a task file, and the lm-eval package" in caught.value.message
+    assert "-m pip install lm-eval" in caught.value.hint
+
+
+def untrained_run(root: Path) -> RunDir:
+    """A run folder with a config and no weights: an evaluation that got as far as loading a model would fail with
+    "no trained weights yet", so a refusal shows it came before."""
+    return RunStore(root / "runs").create("lora", {"method_name": "lora", "base_model": "builtin:tiny-llama"})
+
+
+def test_an_lm_eval_task_offline_is_refused_before_a_model_loads(tmp_path: Path) -> None:
+    run = untrained_run(tmp_path)
+    env = {**{k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"}, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([LF_TUI, "eval", run.run_id, "--tasks", "hellaswag"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=env)
     err = " ".join(proc.stderr.split())
-    assert "'hellaswag' is not a task file, and the lm-eval package" in err and "-m pip install lm-eval" in err
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "lm-eval task 'hellaswag' needs its data set from the Hugging Face hub, and this machine is offline" in err
+    assert "give a local JSONL file of questions" in err and "no trained weights" not in err
+    assert "Traceback" not in proc.stderr and not (run.path / "eval").exists()
+
+
+def test_an_unknown_task_name_says_so_with_the_nearest_names() -> None:
+    from engine.errors import EngineError
+    from engine.lm_eval_tasks import resolve
+
+    with pytest.raises(EngineError) as caught:
+        resolve(["hellaswagg"])
+    assert caught.value.kind == "task"
+    assert caught.value.message == ("unknown task 'hellaswagg': it is not a task file, nor a task or group that "
+                                    "lm-eval knows")
+    assert caught.value.hint.startswith("did you mean 'hellaswag'") and "lm-eval ls tasks" in caught.value.hint
+
+
+def test_a_read_only_run_folder_is_refused_before_scoring(tmp_path: Path) -> None:
+    run = untrained_run(tmp_path)
+    script = (f"mount --bind {run.path} {run.path} && mount -o remount,ro,bind {run.path} && "
+              f"exec {LF_TUI} eval {run.run_id} --tasks sample")
+    try:
+        proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={k: v for k, v in os.environ.items() if k != "LF_TUI_RUNS_DIR"})
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if "unshare:" in proc.stderr or "mount:" in proc.stderr:
+        pytest.skip(f"no private mounts here: {proc.stderr.strip()[:200]}")
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr
+    assert (f"nothing was scored: the scores are saved in the run's folder, and the runs folder {run.path} is on a "
+            "read-only file system") in err
+    assert "no trained weights" not in err and "Traceback" not in err
