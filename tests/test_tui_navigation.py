@@ -101,24 +101,24 @@ async def test_playground_marks_chosen_runs_with_a_check_not_only_a_colour(tmp_p
 
 
 async def test_the_command_palette_runs_the_apps_own_commands(tmp_path: Path) -> None:
-    from textual.command import CommandPalette
+    from textual.command import CommandList, CommandPalette
     from textual.widgets import Input
 
     from lf_tui.screens.help_screen import HelpScreen
+    from lf_tui.screens.recommend_screen import RecommendScreen
 
     app = LfTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Methods", "Runs", "What fits", "Playground", "Keys", "Quit", "Defaults", "README"} <= titles
-        for words, screen_type in (("What fits", None), ("Keys", HelpScreen)):
+        screen_types: list[tuple[str, type]] = [("What fits", RecommendScreen), ("Keys", HelpScreen)]
+        for words, screen_type in screen_types:
             await pilot.press("ctrl+p")
             await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
-            app.screen.query_one(Input).value = words
-            await pilot.pause(0.3)
+            palette = app.screen
+            palette.query_one(Input).value = words
+            await wait_for(pilot, lambda: palette.query_one(CommandList).option_count > 0 and
+                           words in str(palette.query_one(CommandList).get_option_at_index(0).prompt), what="a hit")
             await pilot.press("enter")
-            if screen_type is None:
-                from lf_tui.screens.recommend_screen import RecommendScreen
-
-                screen_type = RecommendScreen
             await wait_for(pilot, lambda: isinstance(app.screen, screen_type), what=words)
