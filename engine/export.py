@@ -205,7 +205,7 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
     asked, qlora_note = qlora_base, ""
     if qlora_base == "auto":
         qlora_base = "4bit" if merged and trained_on_4bit(cfg) else "full"
-    four_bit = four_bit_base(run, cfg) if qlora_base == "4bit" else None
+    four_bit, four_bit_origin = four_bit_base(run, cfg, weights) if qlora_base == "4bit" else (None, "")
     try:
         streamed, reason = streaming_plan(cfg, weights, merge_path, four_bit) if merged else (None, "")
     except EngineError as exc:
@@ -214,7 +214,7 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
         # the 4-bit merge needs the streamed one: without it, the full-precision base (and the manifest says why)
         qlora_base, four_bit, qlora_note = "full", None, f"; QLoRA into the full-precision base: {exc.message}"
         streamed, reason = streaming_plan(cfg, weights, merge_path, None)
-    reason += qlora_note
+    reason += qlora_note or (f" ({four_bit_origin})" if four_bit is not None else "")
     path = None if not merged else ("streaming" if streamed is not None else "in-memory")
     stage = staging(out, force)
     try:
@@ -231,6 +231,8 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
                     "merge_path": path, "merge_path_reason": reason, "exported": time.time()}
         if cfg.method_name == "qlora" and merged:
             manifest["qlora_base"] = qlora_base
+            if four_bit is not None:
+                manifest["qlora_compute_dtype"] = str(four_bit.compute_dtype).replace("torch.", "")
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         refusal = "" if type(impl).merge is not MethodImplementation.merge else impl.merge_refusal
         (stage / CARD).write_text(model_card(run, cfg, manifest, out, refusal), encoding="utf-8")

@@ -13,17 +13,38 @@ from engine.export import TORCH_DTYPES, fail, generation_config
 STREAMED_METHODS = ("lora", "qlora", "adalora")  # merged by PEFT's merge_and_unload: the streamed merge reproduces it
 
 
-def four_bit_base(run: Any, cfg: Any) -> Any:
-    """How QLoRA quantised the base it trained on (quant type, double quantisation, the compute dtype of the device
-    the run trained on), for a merge into that base de-quantised."""
+def four_bit_base(run: Any, cfg: Any, weights: Path) -> tuple[Any, str]:
+    """(how QLoRA quantised the base it trained on: quant type, double quantisation and the compute dtype, for a
+    merge into that base de-quantised; where the compute dtype comes from). The compute dtype is the one the run
+    recorded beside its weights (resolved on the machine that trained it); a run from before that record: the
+    config's, with "auto" derived from the device it trained on."""
+    import torch
+
     from engine.merge_stream import FourBit
-    from methods.qlora.implementation import compute_dtype
+    from methods.qlora.implementation import QUANTISATION_FILE, compute_dtype, recorded_compute_dtype
 
     spec = cfg.method_specific
     if cfg.method_name != "qlora" or not getattr(spec, "load_in_4bit", False):
         raise fail("--qlora-base 4bit applies to QLoRA runs trained on a 4-bit base",
                    "drop --qlora-base (the adapter merges into the full-precision base)")
-    return FourBit(spec.bnb_4bit_quant_type, spec.bnb_4bit_use_double_quant, compute_dtype(spec, trained_on(run)))
+    dtype = recorded_compute_dtype(weights)
+    if dtype is not None:
+        origin = f"compute dtype {short(dtype)}, as the run recorded it ({QUANTISATION_FILE})"
+    else:
+        device = trained_on(run)
+        if spec.bnb_4bit_compute_dtype == "auto" and device == "cuda" and not torch.cuda.is_available():
+            dtype = torch.bfloat16  # what auto resolves to on the GPUs QLoRA is trained on (Ampere and later)
+            origin = ("compute dtype bfloat16, assumed: the run (trained on cuda, compute dtype auto) recorded none "
+                      "and this machine has no GPU to resolve auto on")
+        else:
+            dtype = compute_dtype(spec, device)
+            origin = (f"compute dtype {short(dtype)}, from the config ({spec.bnb_4bit_compute_dtype}) and the "
+                      f"device the run trained on ({device}): the run recorded none")
+    return FourBit(spec.bnb_4bit_quant_type, spec.bnb_4bit_use_double_quant, dtype), origin
+
+
+def short(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def trained_on(run: Any) -> str:

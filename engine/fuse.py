@@ -197,6 +197,11 @@ def combine(parents: list[Parent], weights: list[float], combination: str, densi
         for name in names:
             model.delete_adapter(name)
     model.save_pretrained(str(out), selected_adapters=[FUSED], safe_serialization=True)
+    from methods.qlora.implementation import QUANTISATION_FILE
+
+    recorded = parents[0].weights / QUANTISATION_FILE  # a QLoRA parent's base quantisation: the fused run's too
+    if recorded.is_file():
+        shutil.copyfile(recorded, out / QUANTISATION_FILE)
     fused: Any = model.peft_config[FUSED]
     return int(fused.r)
 

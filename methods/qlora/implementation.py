@@ -9,6 +9,7 @@ from methods.contract import MethodImplementation
 from methods.lora import implementation as lora
 
 CPU_BLOCK = 64  # input features per 4-bit block in bitsandbytes' CPU kernels
+QUANTISATION_FILE = "lf_tui_quantisation.json"  # beside the saved adapter: the base's quantisation as trained
 
 
 def compute_dtype(spec: Any, device_type: str) -> Any:
@@ -96,8 +97,44 @@ def apply(model: Any, cfg: Any, ctx: Any) -> Any:
     return lora.apply(model, cfg, ctx)
 
 
+def quantisation(model: Any) -> dict[str, Any] | None:
+    """How the trained-on base was quantised, as resolved on the machine that trained it (the compute dtype "auto"
+    gives depends on that machine's GPU); None for a model with no bitsandbytes layer."""
+    for module in model.modules():
+        kind = type(module).__name__
+        if kind == "Linear4bit":
+            weight = module.weight
+            dtype = str(getattr(module, "compute_dtype", None) or "torch.float32").replace("torch.", "")
+            return {"bits": 4, "quant_type": getattr(weight, "quant_type", None),
+                    "double_quant": bool(getattr(weight, "compress_statistics", False)), "compute_dtype": dtype}
+        if kind == "Linear8bitLt":
+            return {"bits": 8}
+    return None
+
+
 def save(model: Any, folder: Path) -> None:
+    """The LoRA adapter, and beside it QUANTISATION_FILE: how the base it trained on was quantised (export's merge
+    into that base de-quantised must use the same compute dtype, whatever machine it runs on)."""
+    import json
+
     lora.save(model, folder)
+    found = quantisation(model)
+    if found is not None:
+        (Path(folder) / QUANTISATION_FILE).write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+
+
+def recorded_compute_dtype(folder: Path) -> Any:
+    """The 4-bit compute dtype a run's saved weights record (a torch dtype), or None when they record none."""
+    import json
+
+    import torch
+
+    try:
+        found = json.loads((Path(folder) / QUANTISATION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    dtype = getattr(torch, str(found.get("compute_dtype")), None) if isinstance(found, dict) else None
+    return dtype if isinstance(dtype, torch.dtype) else None
 
 
 def load_trained(base_model: Any, folder: Path, ctx: Any) -> Any:
