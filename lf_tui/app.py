@@ -34,9 +34,9 @@ class LfTuiApp(App[None]):
         Binding("f1", "show_methods", "Methods"),
         Binding("f2", "show_runs", "Runs"),
         Binding("f3", "show_recommend", "What fits"),
-        Binding("f6", "show_playground", "Playground"),
+        Binding("f6", "show_playground", "Playground", priority=True),  # over the editor text's F6 (select line)
         Binding("ctrl+q", "quit_safely", "Quit", priority=True),
-        Binding("question_mark", "help", "Keys"),  # a text field takes ? as a character (the footer dims it)
+        Binding("question_mark", "help", "Keys", tooltip="this list"),  # a text field takes ? as a character (the footer dims it)
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, edit_path: Path | None = None, edit_method: str = "lora"):

@@ -20,21 +20,23 @@ class KeyRow:
     keys: str
     description: str
     action: str
+    detail: str = ""  # the binding's tooltip: what the short description means
 
 
 def key_rows(bindings: Iterable[Binding], display: Callable[[Binding], str]) -> list[KeyRow]:
     """One row per action, its keys joined, in declaration order; bindings without a description (Textual's
     internal ones) are left out."""
     keys: dict[str, list[str]] = {}
-    descriptions: dict[str, str] = {}
+    first: dict[str, Binding] = {}
     for binding in bindings:
         if not binding.description:
             continue
         shown = display(binding)
         if shown not in keys.setdefault(binding.action, []):
             keys[binding.action].append(shown)
-        descriptions.setdefault(binding.action, binding.description)
-    return [KeyRow(" / ".join(keys[action]), descriptions[action], action) for action in keys]
+        first.setdefault(binding.action, binding)
+    return [KeyRow(" / ".join(keys[action]), first[action].description, action, first[action].tooltip)
+            for action in keys]
 
 
 def footer_width(key: str, description: str) -> int:
@@ -64,7 +66,7 @@ def help_markup(sections: Sequence[tuple[str, Sequence[KeyRow]]], notes: Sequenc
             continue
         lines.append(f"[b]{escape(heading)}[/b]")
         lines += [f"  [b]{escape(row.keys)}[/b]{' ' * (pad - cell_len(row.keys))}{escape(row.description)}"
-                  for row in section]
+                  + (f" [dim]({escape(row.detail)})[/dim]" if row.detail else "") for row in section]
         lines.append("")
     lines += [f"[dim]{escape(note)}[/dim]" for note in notes]
     return "\n".join(lines).rstrip("\n")

@@ -40,8 +40,8 @@ class EditorScreen(Screen[None]):
     BINDINGS = [  # most important first: a narrow footer keeps the first that fit (`?` lists them all)
         Binding("ctrl+r,f5", "start", "Start run", priority=True),
         Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("escape", "leave", "Back", priority=True),
-        Binding("tab", "app.focus_next", "Next pane"),  # the text does not take Tab: see KEYS_NOTE
+        Binding("escape", "leave", "Back", priority=True, tooltip="asks first when there are unsaved changes"),
+        Binding("tab", "app.focus_next", "Next pane", tooltip="out of the text: the dataset, the issues"),
         Binding("ctrl+o", "open", "Open", priority=True),
         Binding("ctrl+b", "pick_model", "Base model", priority=True),
         Binding("ctrl+d", "pick_dataset", "Dataset", priority=True),

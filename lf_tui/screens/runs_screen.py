@@ -22,13 +22,13 @@ class RunsScreen(Screen[None]):
     BINDINGS = [  # most important first: a narrow footer keeps the first that fit (`?` lists them all)
         Binding("enter", "open_run", "Open", priority=True),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("r", "resume", "Resume"),
+        Binding("c", "compare", "Compare", tooltip="the marked runs the filter shows"),
+        Binding("r", "resume", "Resume", tooltip="a cancelled or crashed run, from its last checkpoint"),
         Binding("d", "delete", "Delete"),
         Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Reverse"),
-        Binding("o", "sort_by", "Sort by"),
-        Binding("g", "playground", "Playground"),
+        Binding("s", "sort", "Reverse", tooltip="the sort order; again: back"),
+        Binding("o", "sort_by", "Sort by", tooltip="the next column (a header click: that column)"),
+        Binding("g", "playground", "Playground", tooltip="ask the marked runs shown, or this one, a prompt"),
         Binding("escape", "back", "Back"),
         Binding("f5", "refresh", "Refresh"),
     ]
