@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         found = resolve_run(args.runs_dir, args.resume)
         if found is None:
             return 2
-        refusal = found.resume_refusal()
+        refusal = found.resume_refusal() or found.writable_refusal()
         if refusal:
             err.print(f"[red]error:[/red] {escape(refusal)}")
             return 2
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         resolved = config_for_train(args.config, args.method, max_steps=args.max_steps)
     except RunSetupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         return exc.exit_code
     if args.node_rank is not None:
         set_node_rank(resolved, args.node_rank, args.config)
@@ -78,6 +78,8 @@ def set_node_rank(resolved: Resolved, node_rank: int, source: str) -> None:
 def create_and_start(store: RunStore, resolved: Resolved, args: argparse.Namespace,
                      config_dir: Path | None = None) -> int:
     """A valid config becomes a run folder and a started engine; an invalid one is reported (exit 1)."""
+    from rich.markup import escape
+
     from lf_tui.cli import console
     from lf_tui.cli.validate import print_report
     from lf_tui.run_setup import RunSetupError, create_run
@@ -91,7 +93,7 @@ def create_and_start(store: RunStore, resolved: Resolved, args: argparse.Namespa
     try:
         new_run = create_run(store, resolved.config, args.dataset, args.eval_dataset, config_dir)
     except RunSetupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         return exc.exit_code
     return start(new_run, args, resume=False)
 
@@ -106,7 +108,12 @@ def start(run_dir: RunDir, args: argparse.Namespace, resume: bool) -> int:
     from lf_tui.cli.live_view import watch
 
     out = console.out()
-    proc = launch(run_dir, resume=resume, pipe=not args.detach)
+    try:
+        proc = launch(run_dir, resume=resume, pipe=not args.detach)
+    except OSError as exc:  # the disk filled (or the folder turned read-only) after the store's check
+        console.err().print(f"[red]error:[/red] cannot start the engine in {escape(str(run_dir.path))}: "
+                            f"{escape(exc.strerror or str(exc))}; free some space or give --runs-dir DIR")
+        return 1
     if args.detach:
         out.print(f"started run {run_dir.run_id} (pid {proc.pid}) in {run_dir.path}; "
                   f"`lf-tui attach {run_dir.run_id}` to watch")
