@@ -52,8 +52,8 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def split_shape(document: Any, report: Report, lenient: bool = False) -> tuple[dict[str, Any] | None, bool]:
-    """Return the method_config dict of either shape, and whether the document was nested (a top-level `$schema`,
-    which editors read, is accepted in both shapes)."""
+    """Return the method_config dict of either shape, and whether the document was nested (ACCEPTED_TOP_LEVEL keys,
+    such as the `$schema` editors read, are accepted in both shapes)."""
     if not isinstance(document, dict):
         report.error("", f"a config must be a JSON object, got {type(document).__name__}",
                      hint='start with {"method_config": {...}} or {"method": "lora", ...}')
@@ -188,8 +188,9 @@ def _add_pydantic_error(report: Report, model: type[BaseModel], err: ErrorDetail
     report.error(path, message, value, hint)
 
 
-# A top-level key the validator accepts without a field: the JSON schema an editor reads.
-ACCEPTED_TOP_LEVEL = frozenset({"$schema"})
+# Top-level keys the validator accepts without a field: the JSON schema an editor reads, and the recipe `lf-tui fuse`
+# records in a fused run's config.json (engine/fuse.py: export, generate and serve read that config again).
+ACCEPTED_TOP_LEVEL = frozenset({"$schema", "fusion"})
 # Other tools' spellings (LLaMA-Factory's, Hugging Face's TrainingArguments) and what this config says instead.
 FOREIGN_KEYS = {
     "stage": "lf-tui trains supervised fine-tuning (SFT) only, there is no stage; DPO/KTO data needs another trainer",

@@ -40,6 +40,9 @@ def test_schema_and_version_are_accepted_and_other_top_level_keys_are_not() -> N
                      {"$schema": "methods/base_schema.json", "method_config": {"method_name": "lora"}}):
         report = validate_config(document).report
         assert report.ok and not report.warnings, report.to_dict()
+    # what lf-tui fuse records in a fused run's config.json, which export, generate and serve validate again
+    fused = {"method_config": {"method_name": "lora", "fusion": {"combination": "linear", "weights": [1.0]}}}
+    assert validate_config(fused).report.ok and not validate_config(fused).report.warnings
     stray = validate_config({"method_config": {"method_name": "lora"}, "notes": "x"}).report
     assert not stray.ok and stray.errors[0].path == "notes"
     assert validate_config({"method_config": {"method_name": "lora"}, "notes": "x"}, lenient=True).report.ok
