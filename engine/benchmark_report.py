@@ -90,20 +90,40 @@ def _is_limited(doc: dict[str, Any]) -> bool:
     return bool(doc.get("limited", doc.get("limit") is not None))
 
 
-def _eval_result(run: RunDir, task: str) -> tuple[dict[str, Any] | None, int | None]:
-    """(the trained model's full result for `task`: a task file's path or stem, `sample`, or an lm-eval name; else
-    the question count of a limited evaluation when only one exists). A limited one is never judged."""
+FINAL_WEIGHTS = "weights"  # what an eval result's "weights" says (relative to the run) when it scored the final ones
+
+
+def _scored(doc: dict[str, Any]) -> str | None:
+    """The weights an eval result scored, relative to the run folder ("weights": the final ones), or None."""
+    weights = doc.get("weights")
+    return weights if isinstance(weights, str) and weights else None
+
+
+def _eval_result(run: RunDir, task: str) -> tuple[dict[str, Any] | None, str]:
+    """(the trained model's full result for `task` (a task file's path or stem, `sample`, or an lm-eval name) on the
+    run's final weights, ""), or (None, why there is none to judge): not evaluated, only a limited evaluation, or
+    only other weights (a checkpoint) scored. Only a full evaluation of the final weights is ever judged."""
     name = Path(task).stem if task.endswith((".jsonl", ".json")) else task
     name = SAMPLE_TASK_NAME[1] if name == SAMPLE_TASK_NAME[0] else name
+    again = f"lf-tui eval {run.run_id} --tasks {task}"
     doc = _read(run.path / "eval" / f"{name}.json")
     trained = (doc.get("models") or {}).get("trained") if doc else None
-    if isinstance(trained, dict) and doc is not None and not _is_limited(doc):
-        return trained, None
+    full = isinstance(trained, dict) and doc is not None and not _is_limited(doc)
+    if full and doc is not None and _scored(doc) == FINAL_WEIGHTS:
+        return trained, ""
+    if full and doc is not None:
+        scored = _scored(doc)
+        what = (f"only {scored} was scored (a checkpoint, not the run's final weights)" if scored
+                else "its saved result does not say which weights it scored")
+        then = f"run {again}" if run.weights_dir.is_dir() else f"once the run has its final weights, run {again}"
+        return None, f"{what}; {then}"
     limited = [d for d in (_read(p) for p in (run.path / "eval").glob(f"{glob.escape(name)}@limit*.json")) if d]
     limited += [doc] if isinstance(trained, dict) and doc is not None else []
+    if not limited:
+        return None, f"not evaluated yet: {again}"
     counts = [((d.get("models") or {}).get("trained") or {}).get("count") for d in limited]
     numbers = [c for c in counts if isinstance(c, int)]
-    return None, (max(numbers) if numbers else 0) if limited else None
+    return None, f"only a limited evaluation ({max(numbers) if numbers else 0} questions) exists; run {again}"
 
 
 def unknown_keys(bench: Any) -> list[str]:
@@ -177,12 +197,11 @@ def report(run: RunDir) -> dict[str, Any]:
                              unfinished or ("the best eval loss's perplexity" if ppl else "the run has no eval set")))
     minimum = quality.get("minimum_accuracy")
     for task in quality.get("downstream_tasks") or []:
-        result, limited_count = _eval_result(run, str(task))
+        result, why = _eval_result(run, str(task))
         acc = result.get("acc") if result else None
-        why = (f"acc on {result.get('count')} questions (acc_norm {result.get('acc_norm', 0):.3f})" if result
-               else f"not evaluated yet: lf-tui eval {run.run_id} --tasks {task}" if limited_count is None
-               else f"only a limited evaluation ({limited_count} questions) exists; run lf-tui eval {run.run_id} "
-                    f"--tasks {task}")
+        if result:
+            why = (f"acc on {result.get('count')} questions (acc_norm {result.get('acc_norm', 0):.3f}), the final "
+                   "weights")
         if minimum is None:
             checks.append(Check("quality_metrics", str(task), "-", f"{acc:.3f}" if acc is not None else "-",
                                 NOT_MEASURED if acc is None else "info", why, acc))

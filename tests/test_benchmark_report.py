@@ -107,9 +107,10 @@ def test_typos_are_problems_and_a_limited_evaluation_is_never_judged(tmp_path: P
     (run.path / "config.json").write_text(json.dumps({"method_name": "lora", "benchmarks": {
         "quality_metric": {"perplexity_threshold": 5},
         "quality_metrics": {"downstream_tasks": ["sample"], "minimum_accuracy": 0.5, "minimum_acuracy": 0.9}}}))
+    (run.path / "meta.json").write_text(json.dumps({"run_id": "r1", "method": "lora"}))  # a run folder for the CLI
 
     def entry(count: int, correct: int, limit: int | None) -> dict[str, object]:
-        return {"task": "sample_mc", "source": "s", "limit": limit, "limited": limit is not None,
+        return {"task": "sample_mc", "source": "s", "limit": limit, "limited": limit is not None, "weights": "weights",
                 "models": {"trained": {"acc": correct / count, "count": count}}}
 
     save(run, entry(5, 1, 5))
@@ -129,6 +130,35 @@ def test_typos_are_problems_and_a_limited_evaluation_is_never_judged(tmp_path: P
     assert shown.returncode == 0 and "problem: benchmarks.quality_metric: unknown key (did you mean " \
         "quality_metrics?)" in " ".join(shown.stdout.split())
     assert json.loads(lf("report", "r1", "--json", cwd=tmp_path).stdout)["problems"] == result["problems"]
+
+
+def test_only_the_final_weights_results_are_judged(tmp_path: Path) -> None:
+    """A full evaluation of a checkpoint (an unfinished run's latest weights) passes no threshold: the report says
+    that only a checkpoint was scored, and how to score the final weights; once they are scored, they are judged."""
+    from engine.evaluate import save
+
+    run = RunDir(tmp_path / "runs" / "r1")
+    run.path.mkdir(parents=True)
+    (run.path / "config.json").write_text(json.dumps({"method_name": "lora", "benchmarks": {
+        "quality_metrics": {"downstream_tasks": ["sample"], "minimum_accuracy": 0.5}}}))
+
+    def entry(weights: str | None, acc: float) -> dict[str, object]:
+        doc: dict[str, object] = {"task": "sample_mc", "source": "s", "limit": None, "limited": False,
+                                  "models": {"trained": {"acc": acc, "count": 32}}}
+        return doc if weights is None else {**doc, "weights": weights}
+
+    save(run, entry("checkpoints/step-00000010/weights", 0.9))
+    (check,) = report(run)["checks"]
+    assert check["verdict"] == "not measured" and check["value"] is None
+    assert check["why"] == ("only checkpoints/step-00000010/weights was scored (a checkpoint, not the run's final "
+                            "weights); once the run has its final weights, run lf-tui eval r1 --tasks sample")
+    run.weights_dir.mkdir()
+    assert "; run lf-tui eval r1 --tasks sample" in report(run)["checks"][0]["why"]
+    save(run, entry(None, 0.9))  # a result that does not say which weights it scored is not judged either
+    assert "does not say which weights" in report(run)["checks"][0]["why"]
+    save(run, entry("weights", 0.25))
+    (check,) = report(run)["checks"]
+    assert check["verdict"] == "fail" and check["value"] == 0.25 and "the final weights" in check["why"]
 
 
 async def test_the_comparison_shows_each_runs_checks_side_by_side(tmp_path: Path) -> None:
