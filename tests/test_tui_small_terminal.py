@@ -66,7 +66,7 @@ async def test_every_screen_fits_its_footer_and_lists_all_its_keys_at_80x24(tmp_
     monkeypatch.setattr(playground_screen, "SERVE_CLIENT", [ReplayedServing])
     app = LfTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
-        async def check(screen_type, *wanted: str) -> None:
+        async def check(screen_type, *wanted: str) -> str:
             await wait_for(pilot, lambda: isinstance(app.screen, screen_type) and "?" in _footer_keys(app),
                            what=f"{screen_type.__name__} footer")
             screen = app.screen
@@ -79,6 +79,7 @@ async def test_every_screen_fits_its_footer_and_lists_all_its_keys_at_80x24(tmp_
                 assert f"{key} " in text or f" {key}" in text, (key, text)
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.screen is screen, what="help closed")
+            return text
 
         await check(MethodsScreen, "⏎")
         await pilot.press("enter")
@@ -90,7 +91,8 @@ async def test_every_screen_fits_its_footer_and_lists_all_its_keys_at_80x24(tmp_
         await wait_for(pilot, lambda: app.focused is not area, what="focus out of the text")
         assert area.text == before and isinstance(app.focused, Input)  # the dataset field: ? is a character there
         await pilot.press("f4")  # the issues list
-        await check(EditorScreen, "f8", "^u", "^r / f5")
+        text = await check(EditorScreen, "f8", "^u", "^r / f5")
+        assert text.index("Next pane") < text.index("Everywhere") < text.index("Focus Previous")  # whose key
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen), what="back at the methods")
         await pilot.press("f2")

@@ -20,11 +20,14 @@ EVERYWHERE_NOTES = (
 def screen_sections(screen: Screen[object]) -> list[tuple[str, list[KeyRow]]]:
     """(heading, rows) for `screen`'s own keys, then the app's (global) ones: from the live bindings maps."""
     app = screen.app
-    textual_own = {(key, b.action) for key, b in BindingsMap(Screen.BINDINGS)}  # Tab, Shift+Tab, copy: on every screen
-    ours = [b for key, b in screen._bindings if (key, b.action) not in textual_own]
+    textual_own = {(key, b.action, b.description) for key, b in BindingsMap(Screen.BINDINGS)}  # Tab, copy: anywhere
+    ours = [b for key, b in screen._bindings if (key, b.action, b.description) not in textual_own]
+    declared = [key for key, _ in BindingsMap(getattr(type(screen), "BINDINGS", []))]  # the class's own order
+    ours.sort(key=lambda b: declared.index(b.key) if b.key in declared else len(declared))
     own = key_rows(ours, app.get_key_display)
     everywhere = key_rows([b for _, b in app._bindings] + [b for key, b in screen._bindings
-                                                             if (key, b.action) in textual_own], app.get_key_display)
+                                                             if (key, b.action, b.description) in textual_own],
+                          app.get_key_display)
     known = {row.action for row in own}
     title = getattr(screen, "KEYS_TITLE", "") or type(screen).__name__.removesuffix("Screen")
     return [(f"This screen ({title})", own), ("Everywhere", [r for r in everywhere if r.action not in known])]
