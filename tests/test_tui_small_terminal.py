@@ -35,12 +35,12 @@ async def test_finished_run_view_fits_80x24(store, learnable_dataset) -> None:
         assert app.screen.query_one("#loss-plot").region.height >= 5
 
 
-def _footer_keys(app) -> dict[str, str]:
-    """The footer's keys (display -> description), each asserted whole on screen: none cut by the edge."""
+def _footer_keys(app, whole: bool = True) -> dict[str, str]:
+    """The footer's keys (display -> description), each asserted whole on screen (none cut by the edge)."""
     from textual.widgets._footer import FooterKey
 
     keys = list(app.screen.query(FooterKey))
-    for key in keys:
+    for key in keys if whole else ():
         assert key.region.width == key.outer_size.width > 0 and key.region.right <= app.size.width, (key.key_display,
                                                                                              key.region)
     return {key.key_display: key.description for key in keys}
@@ -112,3 +112,16 @@ async def test_every_screen_fits_its_footer_and_lists_all_its_keys_at_80x24(tmp_
         assert isinstance(app.screen, PlaygroundScreen)
         await pilot.press("f7")
         await check(PlaygroundScreen, "f9")
+
+
+async def test_the_footer_refits_when_the_terminal_narrows(tmp_path) -> None:
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen) and "f6" in _footer_keys(app),
+                       what="a wide footer with the global keys")
+        wide = len(_footer_keys(app))
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.size.width == 80 and "f6" not in _footer_keys(app, whole=False),
+                       what="refit")
+        narrow = _footer_keys(app)  # each key whole within 80 columns (asserted inside)
+        assert "?" in narrow and "⏎" in narrow and len(narrow) < wide
