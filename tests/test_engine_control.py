@@ -95,10 +95,23 @@ def test_kill_9_is_crashed_and_resumable(store, learnable_dataset) -> None:
     resumed.wait(60)
 
 
+def _train_on_data_changed_after_launch_checks(store, path, text: str):
+    """A run created on a good data file that is then rewritten (create_run checks the data before a run folder
+    exists): the engine's own refusal of the bad file, as when it changes between the check and the engine."""
+    from lf_tui.run_setup import create_run
+
+    path.write_text('{"instruction": "a", "output": "b"}\n')
+    run = create_run(store, make_config("lora"), str(path), None)
+    path.write_text(text)
+    proc = launch(run)
+    events = list(proc.events())
+    return run, events, proc.wait(timeout=120)
+
+
 def test_missing_dataset_field_fails_with_an_error_event(store, tmp_path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n')
-    run, events, rc = train(store, make_config("lora"), bad)
+    run, events, rc = _train_on_data_changed_after_launch_checks(
+        store, bad, '{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n')
     assert rc == 1
     error = next(e for e in events if isinstance(e, Error))
     assert error.kind == "data" and "line 2" in error.message and "'output'" in error.message
@@ -125,9 +138,7 @@ def test_errors_are_classified() -> None:
 
 
 def test_a_failed_run_replays_through_to_its_summary(store, tmp_path) -> None:
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    run, _, rc = train(store, make_config("lora"), empty)
+    run, _, rc = _train_on_data_changed_after_launch_checks(store, tmp_path / "empty.jsonl", "")
     assert rc == 1
     replay = [e.type for e in follow_events(run, follow=False)]
     assert replay[0] == "run_started" and replay[-2:] == ["error", "finished"]
