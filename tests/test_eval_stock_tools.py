@@ -119,10 +119,12 @@ QUESTIONS = {  # lm-eval joins with target_delimiter; a task file, with a space 
 }
 
 
-def test_lm_eval_scores_a_merged_export_as_lf_tui_eval(exported: tuple[RunDir, Path], tmp_path: Path) -> None:
+def test_lm_eval_scores_a_merged_export_as_lf_tui_eval(exported: tuple[RunDir, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from engine import lm_eval_tasks
     from engine.evaluate import evaluate
 
     run, out = exported
@@ -142,3 +144,10 @@ def test_lm_eval_scores_a_merged_export_as_lf_tui_eval(exported: tuple[RunDir, P
         for sample in sorted(stock["samples"][name], key=lambda s: s["doc_id"]):
             theirs = [float(ll) for ll, _greedy in sample["filtered_resps"]]
             assert mine["per_question"][sample["doc_id"]]["loglik"] == pytest.approx(theirs, abs=2e-3), name
+    # the same task by its lm-eval name through lf-tui eval (lm-eval scoring the run's own model): the same acc
+    monkeypatch.setattr(lm_eval_tasks, "_manager", lambda: TaskManager(include_path=str(tmp_path),
+                                                                         include_defaults=False))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local task needs no hub (restored after the test)
+    (named,) = evaluate(run.path, ["stock_spaced"])["results"]
+    assert named["source"] == "lm-eval" and named["models"]["trained"]["count"] == 3
+    assert named["models"]["trained"]["acc"] == pytest.approx(ours["stock_spaced"]["acc"])
