@@ -45,7 +45,7 @@ def model_config(base_model: str) -> tuple[dict[str, Any], str]:
         raise PlanError(f"{base_model}: no such folder", "give a model folder that exists, or a hub id (org/name)")
     from methods.model_shape import reference_config
 
-    return reference_config(base_model) or _hub_config(base_model)
+    return reference_config(base_model) or hub_config(base_model)
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
@@ -59,8 +59,11 @@ HUB_ANSWERS: dict[str, tuple[float, tuple[dict[str, Any], str] | PlanError]] = {
 HUB_RETRY_S = 60.0  # a failed hub lookup is not retried for this long (the editor asks on every edit)
 
 
-def _hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
-    """config.json of a hub model: from the cache, else fetched; answers (and failures, for a minute) remembered."""
+def hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
+    """config.json of a hub model: from the cache, else fetched; answers (and failures, for a minute) remembered.
+
+    PlanError (the reason and what to do) when it is neither cached nor reachable: `create_run` refuses such a
+    model before launch with it."""
     import time
 
     known = HUB_ANSWERS.get(repo_id)

@@ -37,13 +37,16 @@ def test_invalid_exits_1_and_lists_every_error(capsys, tmp_path: Path) -> None:
 def test_json_report(capsys, tmp_path: Path) -> None:
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"method": "lora", "method_specific": {"r": 512, "lora_alfa": 1}}))
-    code, out, _ = run(capsys, "validate-config", "--config", str(cfg), "--json")
+    code, out, _ = run(capsys, "validate-config", "--config", str(cfg), "--json", "--lenient")
     data = json.loads(out)
     assert code == 1 and data["valid"] is False
-    _, table, _ = run(capsys, "validate-config", "--config", str(cfg))
+    _, table, _ = run(capsys, "validate-config", "--config", str(cfg), "--lenient")
     assert "invalid (1 error)" in table and "config, 1 warning\n" in table
     assert data["errors"][0]["path"] == "method_specific.r" and data["errors"][0]["value"] == 512
     assert data["warnings"][0]["hint"] == "did you mean 'lora_alpha'?"
+    code, out, _ = run(capsys, "validate-config", "--config", str(cfg), "--json")  # strict: the typo is an error
+    data = json.loads(out)
+    assert code == 1 and {e["path"] for e in data["errors"]} == {"method_specific.r", "method_specific.lora_alfa"}
 
 
 @pytest.mark.parametrize(

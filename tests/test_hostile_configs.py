@@ -57,6 +57,8 @@ def test_deeply_nested_junk(tmp_path: Path, capsys) -> None:
     assert "deep.json" in capsys.readouterr().err
     nested = {"method": "lora", "training": {"a": {"b": {"c": {"d": [1, {"e": None}]}}}}}
     report = validate_config(nested).report
+    assert not report.ok and report.errors[0].path == "training.a"
+    report = validate_config(nested, lenient=True).report
     assert report.ok and report.warnings[0].path == "training.a"
 
 

@@ -175,20 +175,36 @@ def test_secrets_in_a_config_file_never_reach_run_files(tmp_path: Path, learnabl
            "method_specific": {"r": 4, "api_key": secrets["method_specific.api_key"]}}
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(doc))
-    # Validation sees every secret and drops it (no config field holds one), so nothing secret reaches the store.
+    # Validation sees every secret and refuses it (no config field holds one; the error says to use the environment)
+    # without echoing it; leniently it warns and drops them, so nothing secret reaches the store either way.
     resolved = config_for_train(str(cfg), None)
-    assert resolved.report.ok, resolved.report.to_dict()
-    assert {w.path for w in resolved.report.warnings if "unknown key" in w.message} == set(secrets)
-    dumped = json.dumps(resolved.config.model_dump(mode="json"))
-    assert resolved.config.monitoring.wandb_project == "demo" and resolved.config.method_specific.r == 4
+    assert not resolved.report.ok
+    assert {e.path for e in resolved.report.errors if "unknown key" in e.message} == set(secrets)
+    assert not [s for s in secrets.values() if s in json.dumps(resolved.report.to_dict())]
+    from methods.validation import validate_config
+
+    lenient = validate_config(doc, lenient=True)
+    assert lenient.report.ok and lenient.config is not None
+    dumped = json.dumps(lenient.config.model_dump(mode="json"))
+    assert lenient.config.monitoring.wandb_project == "demo" and lenient.config.method_specific.r == 4
     assert not [s for s in secrets.values() if s in dumped]
 
     runs = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-m", "lf_tui", "train", "-c", str(cfg), "--dataset",
-                           str(learnable_dataset), "--runs-dir", str(runs)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180, env={**os.environ, **env_secrets}, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = {**os.environ, **env_secrets}
+    command = [sys.executable, "-m", "lf_tui", "train", "-c", str(cfg), "--dataset", str(learnable_dataset),
+               "--runs-dir", str(runs)]
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env,
+                             stdin=subprocess.DEVNULL)
     all_secrets = [*secrets.values(), *env_secrets.values()]
+    assert refused.returncode == 1 and "hf_token" in refused.stdout + refused.stderr
+    assert not [s for s in all_secrets if s in refused.stdout + refused.stderr]
+    assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder exists
+    # The same config with the secrets moved to the environment (as the error says) trains; none reaches a file.
+    del doc["hf_token"], doc["monitoring"]["wandb_api_key"], doc["method_specific"]["api_key"]
+    cfg.write_text(json.dumps(doc))
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not [s for s in all_secrets if s in proc.stdout + proc.stderr]
     [info] = RunStore(runs).list()
     run = RunDir(info.path)
@@ -203,10 +219,14 @@ def test_validate_config_json_does_not_echo_secrets(tmp_path: Path, capsys) -> N
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"method": "lora", "hf_token": "hf_ECHO0secret",
                                "monitoring": {"wandb_api_key": "wandb0ECHO0secret"}}))
-    assert main(["validate-config", "-c", str(cfg), "--json"]) == 0
+    assert main(["validate-config", "-c", str(cfg), "--json", "--lenient"]) == 0
     out = capsys.readouterr().out
     warned = {w["path"] for w in json.loads(out)["warnings"]}
     assert warned == {"hf_token", "monitoring.wandb_api_key"}
+    assert "ECHO0secret" not in out, out
+    assert main(["validate-config", "-c", str(cfg), "--json"]) == 1  # strict: refused, still not echoed
+    out = capsys.readouterr().out
+    assert {e["path"] for e in json.loads(out)["errors"]} == {"hf_token", "monitoring.wandb_api_key"}
     assert "ECHO0secret" not in out, out
 
 
