@@ -55,8 +55,7 @@ def config_for_quick_train(method: str, base_model: str, max_steps: int | None =
 def model_refusal(base_model: str, base_dir: Path) -> str | None:
     """Why a hub id base model cannot load (not in the Hugging Face cache, and offline or the hub unreachable), in
     the planner's words, or None; built-in models and local folders are never refused here (the engine says more)."""
-    from engine.planning import PlanError
-    from engine.planning import hub_config  # the planner's lookup: cache, HF_HUB_OFFLINE, reachability
+    from engine.planning import PlanError, hub_config  # the planner's lookup: cache, HF_HUB_OFFLINE, reachability
     from methods.config_paths import looks_local
 
     if not base_model or base_model.startswith("builtin:") or "://" in base_model or looks_local(base_model, base_dir) \
