@@ -25,7 +25,7 @@ from engine import lm_eval_tasks
 from engine.data import prompt_ids
 from engine.errors import EngineError
 from engine.eval_tasks import Question, Task, read_task, task_file
-from engine.run_store import RunDir, unwritable_reason
+from engine.run_store import RunDir
 
 NORMALISATION = ("acc: the choice with the highest log-likelihood (summed over its tokens); acc_norm: the highest "
                  "log-likelihood per character of the choice (length-normalised, as lm-eval's acc_norm)")
@@ -171,7 +171,7 @@ def evaluate(run_dir: Path, values: list[str], base: bool = False, limit: int | 
     from engine.generate import load_trained_model, trained_weights
 
     run = RunDir(run_dir)
-    refusal = unwritable_reason(run.path / "eval" if (run.path / "eval").exists() else run.path)
+    refusal = run.writable_refusal("eval")
     if refusal is not None:
         raise EngineError("store", f"nothing was scored: the scores are saved in the run's folder, and {refusal}")
     tasks = resolve_tasks(values)

@@ -41,7 +41,7 @@ def offline_unless_reachable() -> bool:
 def _manager() -> Any:
     if importlib.util.find_spec("lm_eval") is None:
         return None
-    from lm_eval.tasks import TaskManager  # type: ignore[import-untyped]
+    from lm_eval.tasks import TaskManager
 
     return TaskManager()
 
@@ -94,8 +94,8 @@ def resolve(names: list[str]) -> tuple[Any, dict[str, list[Any]]]:
 def score(model: Any, tokenizer: Any, name: str, built: list[Any], manager: Any, batch_rows: int,
           limit: int | None) -> dict[str, Any]:
     """One lm-eval task run on the loaded model (its own prompts, metrics and counts)."""
-    from lm_eval import simple_evaluate  # type: ignore[import-untyped]
-    from lm_eval.models.huggingface import HFLM  # type: ignore[import-untyped]
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_rows)  # on the device it was loaded to
     out = simple_evaluate(model=lm, tasks=built, task_manager=manager, limit=limit)

@@ -204,11 +204,13 @@ class RunDir:
             return f"could not signal the engine of run {self.run_id} (is it still starting? try again)"
         return None
 
-    def writable_refusal(self) -> str | None:
-        """Why this run's folder cannot take the files a resumed engine writes (read-only, full), or None."""
-        return unwritable_reason(self.path, what=f"run {self.run_id}'s folder",
-                                 fix="make it writable, or copy the run folder to a writable runs folder and resume "
-                                     "it there")
+    def writable_refusal(self, sub: str = "") -> str | None:
+        """Why this run's folder (or its `sub` folder, e.g. eval/, when it exists) cannot take the files a resumed
+        engine or an evaluation writes (read-only, full), or None."""
+        folder = self.path / sub if sub and (self.path / sub).exists() else self.path
+        return unwritable_reason(folder, what=f"run {self.run_id}'s folder",
+                                 fix="make it writable, or copy the run folder to a writable runs folder and use it "
+                                     "there")
 
     def delete_refusal(self) -> str | None:
         """Why this run's folder must not be deleted now (its engine is live), or None when it may."""

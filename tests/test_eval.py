@@ -234,6 +234,7 @@ def test_a_read_only_run_folder_is_refused_before_scoring(tmp_path: Path) -> Non
         pytest.skip(f"no private mounts here: {proc.stderr.strip()[:200]}")
     err = " ".join(proc.stderr.split())
     assert proc.returncode == 2, proc.stderr
-    assert (f"nothing was scored: the scores are saved in the run's folder, and the runs folder {run.path} is on a "
-            "read-only file system") in err
+    assert (f"nothing was scored: the scores are saved in the run's folder, and run {run.run_id}'s folder {run.path} "
+            "is on a read-only file system: make it writable, or copy the run folder to a writable runs folder and use "
+            "it there") in err
     assert "no trained weights" not in err and "Traceback" not in err

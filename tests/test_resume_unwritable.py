@@ -31,5 +31,5 @@ def test_resume_into_a_read_only_store_is_refused_before_launch(tmp_path: Path) 
     assert len(lines) == 1, err
     assert " ".join(lines[0].split()) == (
         f"error: run {run.run_id}'s folder {run.path} is on a read-only file system: make it writable, or copy the "
-        "run folder to a writable runs folder and resume it there")
+        "run folder to a writable runs folder and use it there")
     assert sorted(p.name for p in run.path.iterdir()) == before  # nothing written, nothing lost

@@ -135,4 +135,4 @@ def test_a_run_folder_that_cannot_take_a_resume_says_so(tmp_path: Path) -> None:
     (tmp_path / "runs" / "gone").write_text("a file where a run folder was")
     reason = RunDir(tmp_path / "runs" / "gone").writable_refusal()
     assert reason == (f"run gone's folder {tmp_path / 'runs' / 'gone'} is not a folder: make it writable, or copy the "
-                      "run folder to a writable runs folder and resume it there")
+                      "run folder to a writable runs folder and use it there")

@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from engine.launcher import PROJECT_ROOT, engine_env
-    from engine.run_store import unwritable_reason
     from lf_tui.cli import console
     from lf_tui.cli.options import resolve_run
     from lf_tui.cli.preview_data import error_text
@@ -86,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     found = resolve_run(args.runs_dir, args.run)
     if found is None:
         return 2
-    saved_in = found.path / "eval"
-    refusal = unwritable_reason(saved_in if saved_in.exists() else found.path)
+    refusal = found.writable_refusal("eval")
     if refusal is not None:  # said before a model loads, not after everything was scored
         err.print(f"[red]error:[/red] nothing was scored: the scores are saved in the run's folder, and "
                   f"{escape(refusal)}")
