@@ -21,20 +21,21 @@ def register(root: argparse.ArgumentParser, sub: argparse._SubParsersAction[argp
 
 def matrix_table(base_model: str | None = None, known: tuple[ModelShape, str] | None = None) -> Table:
     """Criteria down the side, one column per method, as the design document lays it out."""
+    from pathlib import Path
+
     from rich.table import Table
 
+    from lf_tui.present.memory_text import matrix_caption
     from lf_tui.present.methods_table import REFERENCE_LABEL, REFERENCE_MODEL, matrix_headers, matrix_rows
 
     rows = matrix_rows(base_model or REFERENCE_MODEL, known)
+    model_label = Path(base_model).name if base_model and Path(base_model).exists() else base_model
     table = Table(title="Quick selection matrix",
-                  caption="memory: the planner's peak for each method's defaults on a GPU (lf-tui plan for yours); "
-                          "* the design document's figure (the method declares no memory model)")
+                  caption=f"{matrix_caption(model_label or REFERENCE_LABEL)}; * the design document's figure (the "
+                          "method declares no memory model)")
     table.add_column("Criteria", style="bold")
     for _, cells in rows:
         table.add_column(cells[0])
-    from pathlib import Path
-
-    model_label = Path(base_model).name if base_model and Path(base_model).exists() else base_model
     for i, label in enumerate(matrix_headers(model_label or REFERENCE_LABEL)[1:], start=1):
         table.add_row(label, *[cells[i] for _, cells in rows])
     return table
