@@ -50,3 +50,15 @@ def test_plain_event_lines_read_like_the_run_view() -> None:
                                        detail="stops after the next evaluation")) == \
         "control stop after eval: armed at step 12 (stops after the next evaluation)"
     assert run_text.event_line(System()) is None
+
+
+def test_the_planned_peak_says_what_it_assumes() -> None:
+    from engine.protocol import RunStarted
+    from lf_tui.present.run_text import planned_line
+
+    assert planned_line(RunStarted(device="cpu")) is None  # no estimate: nothing said
+    cpu = planned_line(RunStarted(device="cpu", precision="bf16", planned_peak_bytes=84 * 2**20))
+    assert cpu == ("planned peak 84 MB (cpu bf16, the config's batch at training.max_seq_length; training only, "
+                   "runtime not included)")
+    gpu = planned_line(RunStarted(device="cuda:1", precision="fp16", planned_peak_bytes=673 * 2**20))
+    assert gpu == "planned peak 673 MB (cuda fp16, the config's batch at training.max_seq_length; incl. CUDA runtime)"
