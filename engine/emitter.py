@@ -24,9 +24,9 @@ class Emitter:
     slow or gone (a full pipe, a broken pipe) the pipe is dropped and the run goes on; readers then follow
     the file from where the pipe left them.
 
-    When the file cannot be written (no space left, a read-only disk) `failure` says why: that emit raises it
-    (a DiskError), and so does every later one but the run's ending (ENDING_TYPES), which still reaches the pipe
-    and stderr.
+    When the file cannot be written (no space left, a read-only disk) `failure` says why: every training event
+    from then on raises it (a DiskError); the run's start and ending (ENDING_TYPES) still reach the pipe and
+    stderr.
     """
 
     def __init__(self, events_path: Path, pipe_fd: int | None = None):
@@ -85,10 +85,10 @@ class Emitter:
                 self._write_pipe(line.encode("utf-8"))
         if self.failure is None:
             return
-        if event.type in ENDING_TYPES:
+        if event.type in ENDING_TYPES:  # (the run's next training event raises)
             _tell_stderr(event)
-        if failed_before is None:
-            raise self.failure
+            return
+        raise self.failure
 
     def _fail(self, exc: OSError) -> None:
         """The record cannot be written: say why from now on; the half-written file is let go."""
@@ -135,6 +135,29 @@ class Emitter:
                     self._fail(exc)
             if self._pipe_fd is not None:
                 self._drop_pipe("closed")
+
+
+def note_ending_in_place(engine_json: Path, ending: dict[str, Any]) -> bool:
+    """The record of last resort, for a run whose events and summary could not be written (a full disk): its
+    ending added to this engine's own engine.json ({"ended": {status, error, error_kind, error_hint}}), rewritten in
+    place, so no new file is needed (a full disk still takes a write into a block the file holds). False when that
+    fails too, or when engine.json is another process's."""
+    import json
+
+    try:
+        with open(engine_json, "r+b") as fh:
+            info = json.loads(fh.read() or b"{}")
+            if not isinstance(info, dict) or info.get("pid") != os.getpid():
+                return False
+            data = json.dumps({**info, "ended": ending}).encode("utf-8")
+            fh.seek(0)
+            fh.write(data)
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _tell_stderr(event: Event) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from engine.control import Control
 from engine.control_requests import ControlInbox
 from engine.distributed import peer_failure, write_rank_record
-from engine.emitter import Emitter, RankEmitter
+from engine.emitter import Emitter, RankEmitter, note_ending_in_place
 from engine.errors import Cancelled, Diverged, EngineError, disk_error
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
@@ -353,8 +353,10 @@ def _finish(run: RunDir, emitter: Emitter, trainer: Any, monitor: Any, status: s
     if not isinstance(emitter, RankEmitter):  # rank 0 (or the only process) writes the run's summary
         try:
             write_json(run.file(SUMMARY), summary)
-        except OSError as exc:  # a full disk: the pipe and stderr still carry the ending
+        except OSError as exc:  # a full disk: the pipe and stderr still carry the ending, engine.json keeps it
             print(f"lf-tui engine: could not write {run.file(SUMMARY)}: {exc}", file=sys.stderr, flush=True)
+            note_ending_in_place(run.file(ENGINE), {"status": status, **{k: summary[k] for k in (
+                "error", "error_kind", "error_hint") if k in summary}})
     live = getattr(trainer, "live", None)
     if live is not None:  # every control request still waiting is answered before the run's end
         live.at_end(status)

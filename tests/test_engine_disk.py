@@ -107,10 +107,9 @@ def test_an_events_file_on_a_full_disk_fails_the_run_and_its_ending_still_reache
     _full_disk_at(tmp_path, "events.jsonl")
     read_fd, write_fd = os.pipe()
     emitter = Emitter(events, write_fd)
-    with pytest.raises(DiskError, match="no space left on device"):
-        emitter.emit(RunStarted(run_id="r"))
+    emitter.emit(RunStarted(run_id="r"))  # the start still reaches the pipe
     assert emitter.failure is not None and str(events) in emitter.failure.message
-    with pytest.raises(DiskError):  # training cannot go on without its record
+    with pytest.raises(DiskError, match="no space left on device"):  # training cannot go on without its record
         emitter.emit(Step(step=1, loss=1.0))
     emitter.emit(Error(kind="disk", message=emitter.failure.message, hint=DISK_HINT))  # the ending passes
     emitter.emit(Finished(status="failed"))
@@ -164,3 +163,37 @@ def test_a_real_run_whose_second_checkpoint_meets_a_full_disk_ends_failed_disk(
     state = torch.load(run.checkpoints_dir / "step-2" / "optimizer.pt", weights_only=True)
     assert state["state"]  # the kept checkpoint is whole
     assert not any(isinstance(e, Log) and "Traceback" in e.message for e in events)
+
+
+def test_a_run_that_cannot_write_its_events_or_summary_keeps_its_ending_in_engine_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk so full that events.jsonl and summary.json fail: the ending is written into engine.json in place (its
+    block is already allocated), for the store to read; the pipe and stderr carry it too."""
+    import json
+
+    import psutil
+
+    import engine.runner as runner
+    from engine.emitter import note_ending_in_place
+    from engine.run_store import ENGINE
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.file(ENGINE).write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                            "started": 1.0}))
+    _full_disk_at(run.path, "events.jsonl")
+    emitter = Emitter(run.events_path)
+
+    def full(path: Path, data: Any) -> None:
+        if Path(path).name == "summary.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runner, "write_json", full)
+    message = "writing the run's events failed: no space left on device"
+    assert runner._finish(run, emitter, None, None, "failed", 0.0,
+                          {"error": message, "error_kind": "disk", "error_hint": DISK_HINT}) == 1
+    ended = json.loads(run.file(ENGINE).read_text())["ended"]
+    assert ended == {"status": "failed", "error": message, "error_kind": "disk", "error_hint": DISK_HINT}
+    other = tmp_path / "other.json"  # another process's engine.json is never written
+    other.write_text(json.dumps({"pid": os.getpid() + 1}))
+    assert note_ending_in_place(other, {"status": "failed"}) is False and "ended" not in other.read_text()
