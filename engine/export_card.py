@@ -54,9 +54,9 @@ def loading(manifest: dict[str, Any], cfg: Any, out: Path, refusal: str) -> str:
     why = f"\nThis method cannot be merged into the base weights: {refusal}.\n" if refusal else ""
     if manifest["weights"] == "peft":
         note = ("\nThe adapter was trained on a 4-bit base: loading the base with the run's BitsAndBytesConfig "
-                "(`lf_tui_quantisation.json` here: its quant type, double quantisation and the compute dtype as "
-                "resolved where it trained) reproduces training; a full-precision base gives a little better outputs "
-                "(no quantisation error).\n" if cfg.method_name == "qlora" else "")
+                "(`lf_tui_quantisation.json` here, for runs that recorded it: its quant type, double quantisation "
+                "and the compute dtype as resolved where it trained) reproduces training; a full-precision base "
+                "gives a little better outputs (no quantisation error).\n" if cfg.method_name == "qlora" else "")
         code = (head.replace("\n", "\nfrom peft import PeftModel\n", 1)
                 + f'base = AutoModelForCausalLM.from_pretrained("{base}")\n'
                 f'model = PeftModel.from_pretrained(base, "{out}")\n' + tok)
