@@ -145,7 +145,10 @@ def _end_here(run: RunDir, emitter: Emitter, status: str, message: str = "", hin
         emitter.emit(Error(kind="distributed", message=message, hint=hint))
     summary = build_summary(status=status, total_steps=0, losses=[], eval_losses=[], training_time_s=0.0,
                             peak_memory_mb=0.0, extra={"error": message} if message else {})
-    write_json(run.file(SUMMARY), summary)
+    try:
+        write_json(run.file(SUMMARY), summary)
+    except OSError as exc:  # a full (or read-only) disk: the ending still goes to stderr and the event pipe
+        print(f"lf-tui engine: could not write {run.file(SUMMARY)}: {exc}", file=sys.stderr, flush=True)
     emitter.emit(Finished(status=status, summary=summary))
     return exit_code(status)
 
