@@ -29,7 +29,7 @@ def four_bit_base(run: Any, cfg: Any, weights: Path) -> tuple[Any, str]:
                    "drop --qlora-base (the adapter merges into the full-precision base)")
     dtype = recorded_compute_dtype(weights)
     if dtype is not None:
-        origin = f"compute dtype {short(dtype)}, as the run recorded it ({QUANTISATION_FILE})"
+        origin = f"compute dtype {short(dtype)}, as the run recorded it in {QUANTISATION_FILE}"
     else:
         device = trained_on(run)
         if spec.bnb_4bit_compute_dtype == "auto" and device == "cuda" and not torch.cuda.is_available():
