@@ -162,7 +162,8 @@ def _content(value: Any, where: str, message: dict[str, Any]) -> str:
 
 
 def _train_flag(raw: dict[str, Any], where: str) -> bool | None:
-    """axolotl's per-message loss switch: `train` (true/false), or its older sharegpt `weight` (0/1); None: unset."""
+    """A message's own loss switch: axolotl's `train` (true/false), or `weight` (0/1: OpenAI's fine-tuning format, axolotl's
+    sharegpt); None: unset."""
     if raw.get("train_detail") is not None:
         raise DataError(f"{where}: 'train_detail' (axolotl's per-character spans) is not supported",
                         "split the message so that each part is wholly trained or not, and give each a "
