@@ -25,10 +25,9 @@ def planned_line(st: RunStarted | None) -> str | None:
     """The memory planner's peak for the run, to read beside the measured memory; None without an estimate."""
     if st is None or not st.planned_peak_bytes:
         return None
-    scope = "training only, runtime not included" if st.device.startswith("cpu") else "incl. CUDA runtime"
+    scope = "training only" if st.device.startswith("cpu") else "incl. CUDA runtime"
     device = st.device.split(":")[0] or "?"
-    return (f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB ({device} {st.precision}, the config's batch at "
-            f"training.max_seq_length; {scope})")
+    return f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB ({device} {st.precision} at max_seq_length; {scope})"
 
 
 def title(run_id: str, status: str, started: RunStarted | None, trust_remote_code: bool = False) -> str:

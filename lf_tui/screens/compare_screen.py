@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Header, Label
 from textual.worker import Worker, get_current_worker
 
 from engine.benchmark_report import report
@@ -18,6 +18,7 @@ from lf_tui.present import ending, run_text
 from lf_tui.present.config_diff import config_differences
 from lf_tui.present.report_text import compared
 from lf_tui.run_replay import ReplayedRun, replay_run
+from lf_tui.widgets.fit_footer import FitFooter
 from lf_tui.widgets.plots import CurvePlot
 
 COMPARED_REASON = 60  # a reason cell's width at most (the run view has the whole error)
@@ -44,7 +45,7 @@ class CompareScreen(Screen[None]):
             yield DataTable(id="compare-bench", cursor_type="none", fixed_columns=1)
             yield Label("Config differences (only keys that differ)", classes="title")
             yield DataTable(id="compare-config", cursor_type="none", fixed_columns=1)
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load()

@@ -146,13 +146,15 @@ class EditorScreen(Screen[None]):
         edit's estimate supersedes this one, so a slow answer never overwrites a newer line."""
         from textual.worker import get_current_worker
 
-        from engine.planning import PlanError, estimate, machine_budget
+        from engine.planning import PlanError, estimate, plan_target
         from lf_tui.present.memory_text import editor_line
         from methods.config_paths import resolve_config_paths
 
         worker = get_current_worker()
         try:
-            device, budget, where = self.plan_for or machine_budget()
+            # What Fits' device, else the config's explicit hardware.device (a config for a GPU box plans for a GPU
+            # here too, as lf-tui plan does), else this machine
+            device, budget, where = self.plan_for or plan_target(config.hardware.device)[:3]
             base = self.path.parent if self.path is not None else Path.cwd()  # as Ctrl+R resolves the config
             plan = estimate(resolve_config_paths(config, base), device)[0]  # type: ignore[arg-type]
             line = editor_line(plan, budget, where)

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Header, Label, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.launcher import EngineProcess, follow_events
@@ -24,6 +24,7 @@ from lf_tui.present import ending, run_text
 from lf_tui.present.gauges import gauges
 from lf_tui.run_state import RunState
 from lf_tui.widgets.dialogs import ConfirmScreen
+from lf_tui.widgets.fit_footer import FitFooter
 from lf_tui.widgets.plots import POINTS, CurvePlot
 from lf_tui.widgets.reflow_log import ReflowLog
 
@@ -72,7 +73,7 @@ class RunScreen(Screen[None]):
             yield Static(id="gauges")
         yield ReflowLog(id="log", max_lines=500)
         yield Static(id="summary")
-        yield Footer(compact=True)
+        yield FitFooter()
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 32, "short")
