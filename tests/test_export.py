@@ -279,7 +279,7 @@ def test_streamed_merge_equals_the_in_memory_merge(runs: Any, name: str, tmp_pat
     """A LoRA-family adapter on a safetensors base merges shard by shard by default: the very tensors PEFT's
     in-memory merge_and_unload gives (fp32 and bf16), a folder plain from_pretrained loads, the adapter's logits."""
     run = runs[name]
-    full = {"qlora_base": "full"} if name == "qlora" else {}  # both paths on the same (unquantised) base
+    full: dict[str, Any] = {"qlora_base": "full"} if name == "qlora" else {}  # both on the unquantised base
     for dtype in ("fp32", "bf16"):
         streamed = export(run.path, tmp_path / f"streamed-{dtype}", merged=True, dtype=dtype, **full)
         in_memory = export(run.path, tmp_path / f"in-memory-{dtype}", merged=True, dtype=dtype, merge_path="in-memory",
