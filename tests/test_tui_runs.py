@@ -305,3 +305,21 @@ async def test_s_reverses_the_order_and_c_compares_only_the_marked_runs_shown(tm
         await wait_for(pilot, lambda: any("hidden by the filter" in str(n.message) for n in app._notifications),
                        what="refusal")
         assert app.screen is screen and hidden in screen.marked
+
+
+async def test_the_runs_list_says_why_a_run_ended_where_the_width_allows(tmp_path) -> None:
+    from tests.ended_fixtures import DATA_ERROR, ended_run
+
+    ended_run(tmp_path / "runs", "failed")
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(150, 40)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.table.row_count == 1)
+        table = app.screen.table
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-1] == "reason"
+        cell = str(table.get_row_at(0)[-1])
+        assert "data" in cell and DATA_ERROR["message"][:30] in cell, cell
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "reason" not in [str(c.label) for c in table.columns.values()],
+                       what="the compact columns at 80 columns (the run view says why)")

@@ -11,7 +11,17 @@ from textual.widgets import DataTable, Header, Input, Label
 from engine.run_store import RunDir, RunInfo, RunRefused, RunStore
 from lf_tui.messages import OpenPlayground, OpenRun, ResumeRequested
 from lf_tui.present.formatting import shown_path
-from lf_tui.present.runs_table import COLUMNS, SORT_KEYS, columns_for, matches, problem_lines, row, sort_runs
+from lf_tui.present.runs_table import (
+    COLUMNS,
+    COMPACT_BELOW,
+    REASON,
+    SORT_KEYS,
+    columns_for,
+    matches,
+    problem_lines,
+    row,
+    sort_runs,
+)
 from lf_tui.widgets.dialogs import ConfirmScreen
 from lf_tui.widgets.fit_footer import FitFooter
 
@@ -64,6 +74,8 @@ class RunsScreen(Screen[None]):
     def _set_columns(self) -> None:
         """(Re)build the table's columns for the terminal's width (compact in a narrow one, as `lf-tui runs`)."""
         keys, labels = columns_for(self.size.width)
+        if self.size.width >= COMPACT_BELOW:  # why each run ended, last (the table scrolls sideways for the rest)
+            keys = [*keys, REASON]
         self.shown_keys = keys
         table = self.table
         table.clear(columns=True)
@@ -72,7 +84,7 @@ class RunsScreen(Screen[None]):
             table.add_column(labels[key], key=key)
 
     def on_resize(self) -> None:
-        if columns_for(self.size.width)[0] != self.shown_keys:
+        if columns_for(self.size.width)[0] != [k for k in self.shown_keys if k != REASON]:
             self._set_columns()
             self._show(self.runs)
 
