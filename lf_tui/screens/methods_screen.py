@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, Static
 
 from lf_tui.messages import OpenEditor
+from lf_tui.present.memory_text import matrix_caption
 from lf_tui.present.methods_table import (
     REFERENCE_LABEL,
     REFERENCE_MODEL,
@@ -34,6 +36,11 @@ class MethodsScreen(Screen[None]):
         Binding("m", "pick_model", "Memory"),
     ]
     base_model = REFERENCE_MODEL
+    caption = ""  # what the memory row assumes (the CLI's caption too)
+
+    @property
+    def KEYS_NOTE(self) -> str:  # the help screen reads each screen's KEYS_NOTE
+        return self.caption
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,6 +74,7 @@ class MethodsScreen(Screen[None]):
         matrix.scroll_home(animate=False)  # new columns size from the left edge, the Method column whole
         matrix.clear(columns=True)
         matrix.add_columns(*matrix_headers(label))
+        self.caption = matrix_caption(label)
         for name, cells in rows:
             matrix.add_row(*cells, key=name)
         matrix.move_cursor(row=min(row, len(rows) - 1))
@@ -115,7 +123,8 @@ class MethodsScreen(Screen[None]):
     def _show_summary(self) -> None:
         title, blurb = method_blurb(self.selected)
         self.query_one("#method-summary", Static).update(
-            f"[b]{title}[/b]: {blurb} · [dim]Enter defaults · b/a/p basic/advanced/production example · v README[/dim]")
+            f"[b]{title}[/b]: {blurb} · [dim]Enter defaults · b/a/p basic/advanced/production example · v README[/dim]"
+            f"\n[dim]{escape(self.caption)}[/dim]")
 
     def action_open(self, which: str) -> None:
         method = self.selected
