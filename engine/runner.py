@@ -10,7 +10,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine.control import Control
 from engine.control_requests import ControlInbox
@@ -48,13 +48,19 @@ class EngineContext(ContractContext):
         self._models.check_target_modules(model, target)
 
 
-def load_run_config(run: RunDir) -> Any:
+def load_run_config(run: RunDir, warn: Callable[[str], None] | None = None) -> Any:
+    """The run's resolved config. Its unknown keys were refused when the run was made (train, quick-train, the
+    queue, Ctrl+R); read back here (a run folder made otherwise, or by an older version) they are ignored, and
+    `warn` is told each one."""
     document = run.config()
     if document is None:
         raise EngineError("config", f"{run.file('config.json')}: missing or not JSON")
-    resolved = validate_config({"method_config": document})
+    resolved = validate_config({"method_config": document}, lenient=True)
     if not resolved.report.ok:
         raise EngineError("config", "; ".join(e.render() for e in resolved.report.errors))
+    for issue in resolved.report.warnings:
+        if warn is not None and "unknown" in issue.message:
+            warn(f"{run.file('config.json')}: {issue.render()}")
     return resolved.config
 
 
@@ -132,7 +138,7 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
         if rank is None:
             write_json(run.file(ENGINE), {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                                           "started": time.time()})
-        cfg = load_run_config(run)
+        cfg = load_run_config(run, lambda message: log("warning", message))
         from engine.monitor import SystemMonitor
 
         if not rank:
