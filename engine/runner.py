@@ -255,8 +255,8 @@ def _setup(run: RunDir, cfg: Any, emitter: Emitter, control: Control, log: Any, 
     startup["model_s"] = round(time.perf_counter() - t, 3)
     mode = pick_padding_reduction(cfg.training.padding_reduction, runtime.device.type)
     rank0 = accelerator is None or accelerator.is_main_process
-    external, close_external = (make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log)
-                                if rank0 else (lambda figures, step: None, None))
+    external, close_external = (make_external_logger(cfg.monitoring, run.run_id, cfg.model_dump(mode="json"), log,
+                                                     run.path, monitor) if rank0 else (lambda figures, step: None, None))
     args = (model, impl, cfg, runtime, data.train, data.eval, tokenizer.pad_token_id, mode, emitter.emit, control,
             run.checkpoints_dir, external)
     if accelerator is not None:
