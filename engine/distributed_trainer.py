@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from engine.batching import batch_order, make_batch, real_tokens
-from engine.checkpoint import SCHEDULER, check_world, load_checkpoint, restore_scaler
+from engine.checkpoint import SCHEDULER, check_world, load_checkpoint, restore_scaler, save_tensors
 from engine.errors import EngineError
 from engine.loss import summed_loss, target_tokens
 from engine.optim import optimizer_step
@@ -136,7 +136,7 @@ class DistributedTrainer(Trainer):
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
         folder.mkdir(parents=True, exist_ok=True)  # another machine's run folder: its ranks' part only
-        torch.save(rng, folder / rank_rng_file(self.rank))
+        save_tensors(rng, folder / rank_rng_file(self.rank))  # a full disk: its OSError, not torch's "unexpected pos"
         self.accelerator.wait_for_everyone()
         return folder
 
