@@ -55,5 +55,6 @@ class WandbSink:
 
 def describe(sink: WandbSink) -> str:
     offline = getattr(sink.run.settings, "mode", "") in ("offline", "dryrun")
-    where = f"offline in {sink.run.dir}" if offline else (getattr(sink.run, "url", "") or "")
+    folder = Path(sink.run.dir).parent  # the W&B run's folder (run.dir is its files/)
+    where = f"offline in {folder}: `wandb sync {folder}` uploads it" if offline else (getattr(sink.run, "url", "") or "")
     return f"logging to W&B project {sink.run.project} as run {sink.id}" + (f" ({where})" if where else "")
