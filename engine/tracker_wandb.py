@@ -56,5 +56,6 @@ class WandbSink:
 def describe(sink: WandbSink) -> str:
     offline = getattr(sink.run.settings, "mode", "") in ("offline", "dryrun")
     folder = Path(sink.run.dir).parent  # the W&B run's folder (run.dir is its files/)
-    where = f"offline in {folder}: `wandb sync {folder}` uploads it" if offline else (getattr(sink.run, "url", "") or "")
+    where = (f"offline in {folder}; `wandb sync {folder.parent}/offline-run-*` uploads it with every other segment "
+             "of this run" if offline else (getattr(sink.run, "url", "") or ""))
     return f"logging to W&B project {sink.run.project} as run {sink.id}" + (f" ({where})" if where else "")
