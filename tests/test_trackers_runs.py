@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,16 @@ class Resumed:
     cancelled_at: int
 
 
+def watched(proc: Any, timeout: float = 300) -> Iterator[Event]:
+    """The engine's events; one that hangs is killed after `timeout` seconds so the suite never stalls."""
+    watchdog = threading.Timer(timeout, proc.popen.kill)
+    watchdog.start()
+    try:
+        yield from proc.events()
+    finally:
+        watchdog.cancel()
+
+
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory: pytest.TempPathFactory) -> Resumed:
     """One run with both trackers: 3+ steps, cancelled (its checkpoint), resumed for 3 more steps; eval every 2."""
@@ -45,11 +57,12 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> Resumed:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WANDB_MODE", "offline")  # no network: the W&B run is written to the run folder
         env.setenv("WANDB_SILENT", "true")
-        env.setenv("WANDB_DIR", str(root))  # where W&B would write without a run folder: never the checkout
+        for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+            env.setenv(name, str(root / "wandb-home"))  # W&B's own settings and caches: not the user's home
         run, proc = start_run(RunStore(root / "runs"), config, dataset)
         try:
             cancelled = False
-            for event in proc.events():
+            for event in watched(proc):
                 if isinstance(event, Step) and event.step >= 3 and not cancelled:
                     proc.cancel()
                     cancelled = True
@@ -59,7 +72,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> Resumed:
             document["training"]["max_steps"] = cancelled_at + 3
             (run.path / "config.json").write_text(json.dumps(document))
             proc = launch(run, resume=True)
-            list(proc.events())
+            list(watched(proc))
             assert proc.wait(120) == 0, (run.path / "engine.log").read_text()
         finally:
             if proc.popen.poll() is None:
