@@ -141,8 +141,9 @@ class Finished(Event):
 
 @dataclass(slots=True)
 class Error(Event):
-    """kind: config, data, model, unsupported_hardware, oom, resume, diverged (NaN/infinite or spiking loss;
-    the message names the step and the last good checkpoint, which is kept), distributed (a rank of a
+    """kind: config, data, model, unsupported_hardware, oom, disk (no space left, read-only: the last complete
+    checkpoint is kept), resume, diverged (NaN/infinite or spiking loss; the message names the step and the last
+    good checkpoint, which is kept), distributed (a rank of a
     multi-process run died: the message names it and its log), internal."""
 
     type: ClassVar[str] = "error"

@@ -26,6 +26,7 @@ CONFIG, META, ENGINE, EVENTS, SUMMARY, LOG = (
 STARTING_GRACE_S = 60.0
 LIVE = ("running", "starting")  # statuses of a run whose engine is (or is about to be) training
 EXIT_CODES = {"completed": 0, "cancelled": 130}  # any other ending: 1
+ENDINGS = ("completed", "cancelled", "failed")  # the statuses a run ends with (Finished.status)
 INTERRUPTED = EXIT_CODES["cancelled"]  # a viewer stopped by Ctrl-C (or detached) exits as a cancelled run does
 
 
@@ -287,6 +288,10 @@ class RunDir:
             info.problems.append("summary.json missing")
         elif terminal is not None and not newer_segment:
             info.status = "failed"
+        elif (ended := engine.get("ended")) and isinstance(ended, dict) and ended.get("status") in ENDINGS:
+            info.status = str(ended["status"])  # the record of last resort: engine.json alone took the ending
+            info.problems.append("the ending is only in engine.json: events.jsonl and summary.json could not be "
+                                 "written (a full disk?)")
         elif not engine and info.started and time.time() - info.started < STARTING_GRACE_S:
             info.status = "starting"
         elif not meta and not self.events_path.exists():

@@ -52,7 +52,10 @@ def run_failure(run: RunDir, summary: dict[str, Any] | None = None) -> Failure |
         cached = _CACHE.get(str(run.path))
     if cached is not None and cached[0] == key:
         return cached[1]
-    found = failure_of(last_error(run), summary if summary is not None else run.summary())
+    if summary is None:  # no summary.json: a disk too full for it may have left the ending in engine.json alone
+        ended = run.engine_info().get("ended")
+        summary = run.summary() or (ended if isinstance(ended, dict) else None)
+    found = failure_of(last_error(run), summary)
     with _LOCK:
         _CACHE[str(run.path)] = (key, found)
     return found
