@@ -236,9 +236,10 @@ class RunDir:
         except OSError:
             return 0.0
 
-    def resume_refusal(self) -> str | None:
-        """Why this run cannot be resumed now (running, completed, no checkpoint), or None when it can."""
-        status = self.info().status
+    def resume_refusal(self, ended: str = "") -> str | None:
+        """Why this run cannot be resumed now (running, completed, no checkpoint), or None when it can; `ended`: the
+        status a viewer saw it end with (its engine may hold the run a moment longer, or have no summary written)."""
+        status = ended or self.info().status
         if status in ("running", "starting"):
             return f"run {self.run_id} is still running; `lf-tui attach {self.run_id}` to watch it"
         if status == "completed":

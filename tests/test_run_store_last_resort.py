@@ -29,3 +29,32 @@ def test_an_ending_kept_only_in_engine_json_is_the_runs_status_and_reason(tmp_pa
     assert any("engine.json" in p for p in info.problems)
     reason = ended_reason(info)
     assert reason is not None and reason.startswith("disk: writing the run's events failed: no space"), reason
+
+
+def test_the_viewer_s_last_lines_follow_the_ending_it_saw_while_the_engine_still_holds_the_run(tmp_path: Path) -> None:
+    """The piped ending arrives while the engine still lives (its summary not written, or not yet): the closing
+    lines say how to resume the failed run, never "still running"."""
+    import io
+    import os
+
+    import psutil
+    from rich.console import Console
+
+    from engine.protocol import Error, Finished
+    from lf_tui.cli.live_view import _final
+    from lf_tui.run_state import RunState
+    from tests.ended_fixtures import ended_run
+
+    run = ended_run(tmp_path / "runs", "failed")
+    run.file("summary.json").unlink()
+    run.file(ENGINE).write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                            "started": time.time()}))
+    assert run.info().status == "running"  # what the store sees until the engine exits
+    state = RunState()
+    for event in (Error(kind="disk", message="no space left on device", hint=HINT),
+                  Finished(status="failed", summary={"status": "failed"})):
+        state.ingest(event)
+    out = io.StringIO()
+    assert _final(Console(file=out, width=200), state, run) == 1
+    text = out.getvalue()
+    assert "still running" not in text and f"lf-tui train --resume {run.run_id}" in text, text

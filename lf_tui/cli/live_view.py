@@ -96,7 +96,7 @@ def _final(out: Console, state: RunState, run: RunDir | None = None) -> int:
     status = finished.status if finished is not None else ("failed" if state.error else "crashed")
     if finished is not None and state.last_step is not None:  # one that failed before its first step has no figures
         out.print(summary_table(finished.summary))
-    refusal = run.resume_refusal() if run is not None and status in ending.RESUMABLE else None
+    refusal = run.resume_refusal(status) if run is not None and status in ending.RESUMABLE else None
     failure = ending.failure_of(state.error, finished.summary if finished is not None else None)
     lines = ending.ended_lines(run.run_id if run else "RUN", status, failure, refusal)
     if status == "crashed":
