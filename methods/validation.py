@@ -18,6 +18,7 @@ from methods.json_locate import join_path, locate_paths
 from methods.migrations import MigrationError, migrate
 from methods.report import Report
 from methods.secrets import REDACTED, is_secret_key
+from methods.tracker_extras import tracker_warnings
 
 
 @dataclass
@@ -267,3 +268,5 @@ def _monitoring_warnings(report: Report, cfg: MethodConfigBase) -> None:
     if 0 < mon.loss_spike_factor <= 1:
         report.warn("monitoring.loss_spike_factor", f"{mon.loss_spike_factor:g} stops at any step whose loss is above "
                     "the recent average", mon.loss_spike_factor, "3 to 10 stops real spikes only; 0 disables the check")
+    for path, message, value, hint in tracker_warnings(mon):  # a tracker asked for whose package is not installed
+        report.warn(path, message, value, hint)
