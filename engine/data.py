@@ -10,10 +10,11 @@ from typing import Any
 from engine.data_chat import chat_segments, render_chat
 from engine.data_files import Record, read_records
 from engine.data_formats import ALPACA_PROMPT, Sample, detect_format, to_sample, to_samples
+from engine.data_placeholders import check_replacements, placeholder_note, replace_placeholders
 from engine.errors import DataError
 from engine.tokenizer_bos import expects_bos
 
-__all__ = ["ALPACA_PROMPT", "IGNORE", "Example", "PreparedData", "detect_format", "prepare", "prompt_ids",
+__all__ = ["ALPACA_PROMPT", "IGNORE", "Example", "PreparedData", "detect_format", "load_samples", "prepare", "prompt_ids",
            "render_chat", "tokenize_record", "tokenize_sample"]
 IGNORE = -100
 SHOWN = 3  # record locations named in a note
@@ -136,30 +137,39 @@ def _refuse(source: str, stats: _Stats, max_len: int) -> DataError:
                      "turns), or set data.train_on_prompt to also learn from the prompt")
 
 
-def _load(source: str | Path, data_cfg: Any) -> tuple[str, list[Sample]]:
-    return to_samples(read_records(source), data_cfg.format, data_cfg.text_field)
+def load_samples(source: str | Path, data_cfg: Any) -> tuple[str, list[Sample]]:
+    """The file's samples in its format, with data.replace applied (identity.json's {{name}} -> its value)."""
+    fmt, samples = to_samples(read_records(source), data_cfg.format, data_cfg.text_field)
+    mapping = check_replacements(getattr(data_cfg, "replace", None) or {})
+    return fmt, replace_placeholders(samples, mapping) if mapping else samples
+
+
+def _placeholder_notes(samples: list[Sample], label: str) -> list[str]:
+    """The warning for `{{placeholders}}` left after data.replace (none: no note)."""
+    note = placeholder_note(samples)
+    return [f"{label}{note}"] if note else []
 
 
 def prepare(tokenizer: Any, source: str, data_cfg: Any, max_len: int, seed: int,
             eval_source: str | None = None) -> PreparedData:
     """Read, validate, tokenise, truncate and split a dataset; examples with nothing to learn are dropped."""
-    fmt, samples = _load(source, data_cfg)
+    fmt, samples = load_samples(source, data_cfg)
     examples, stats = _tokenize_all(tokenizer, samples, data_cfg.train_on_prompt, max_len)
     if not examples:
         raise _refuse(str(source), stats, max_len)
-    notes = _notes(stats, "", max_len)
+    notes = _placeholder_notes(samples, "") + _notes(stats, "", max_len)
     truncated = stats.truncated
     dropped = {"truncated_away": len(stats.truncated_away), "empty_response": len(stats.empty)}
     eval_examples: list[Example] = []
     eval_path = eval_source or data_cfg.eval_path
     if eval_path:
-        eval_fmt, eval_samples = _load(eval_path, data_cfg)
+        eval_fmt, eval_samples = load_samples(eval_path, data_cfg)
         if eval_fmt != fmt:
             notes.append(f"eval data is {eval_fmt} while the training data is {fmt}")
         eval_examples, eval_stats = _tokenize_all(tokenizer, eval_samples, data_cfg.train_on_prompt, max_len)
         if not eval_examples:
             raise _refuse(str(eval_path), eval_stats, max_len)
-        notes += _notes(eval_stats, "eval data: ", max_len)
+        notes += _placeholder_notes(eval_samples, "eval data: ") + _notes(eval_stats, "eval data: ", max_len)
         truncated += eval_stats.truncated
         dropped = {"truncated_away": dropped["truncated_away"] + len(eval_stats.truncated_away),
                    "empty_response": dropped["empty_response"] + len(eval_stats.empty)}

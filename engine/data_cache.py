@@ -9,10 +9,12 @@ from typing import Any
 
 from engine.data import Example, PreparedData, prepare
 
-CACHE_VERSION = "2"
+# 3: KTO data refused, per-message train/weight flags, the BOS rule (tokenizer_bos), input_output segments,
+# placeholders and data.replace; examples tokenised before them are never reused
+CACHE_VERSION = "3"
 # The code that decides tokenisation: any edit to it invalidates cached examples.
 CODE = [Path(__file__).resolve().parent / f"{name}.py" for name in ("data", "data_chat", "data_files", "data_formats",
-                                                                        "tokenizer_bos")]
+                                                                        "data_placeholders", "tokenizer_bos")]
 
 
 def _file_digest(path: Path, h: Any) -> bool:

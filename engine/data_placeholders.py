@@ -54,8 +54,9 @@ def placeholder_note(samples: list[Sample]) -> str | None:
     first = next(iter(found))
     listed = ", ".join(f"{p} ({len(w)} of {len(samples)} example(s))" for p, w in found.items())
     return (f"{_line_of(found[first][0], first)}: {first} is a template placeholder and would be trained literally "
-            f"(placeholders: {listed}; LLaMA-Factory's identity.json holds {{{{name}}}} and {{{{author}}}}): replace "
-            "each with its value in the file first (e.g. sed -i 's/{{name}}/Aria/g' FILE)")
+            f"(placeholders: {listed}; LLaMA-Factory's identity.json holds {{{{name}}}} and {{{{author}}}}): give each "
+            f"its value in the config's data.replace (e.g. \"replace\": {{\"{first}\": \"VALUE\"}}), or replace "
+            f"it in the file (e.g. sed -i 's/{first}/VALUE/g' FILE)")
 
 
 def check_replacements(mapping: Any, where: str = "data.replace") -> dict[str, str]:

@@ -16,14 +16,22 @@ def _figure(value: Any, digits: int = 4) -> str:
 # A stock PeftModel.generate drops a prefix-tuning adapter's prefix with transformers 5 (an empty cache replaces the
 # prefix cache PEFT passes), answering as the base model; the card's code gives the base model the prefix as its
 # cache, as lf-tui's own generate does (methods/prefix_tuning/implementation.py `generate`).
+# The prompt's ids come from the exported tokenizer itself, which adds a BOS exactly when training did
+# (engine.tokenizer_bos): none on GPT-2-like bases, whose BOS is their EOS.
 PREFIX_GENERATE = """import torch
+
+
+def prompt_ids(text):
+    \"\"\"The prompt's token ids as training saw them (the tokenizer adds the BOS training added, if any).\"\"\"
+    plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None and plain[:1] == [tokenizer.bos_token_id]:
+        return plain  # the text starts with it already (a chat template that renders it): one BOS, not two
+    return tokenizer(text)["input_ids"]
 
 
 def generate(text, max_new_tokens=32):
     \"\"\"Greedy answer to `text` (the prompt as the training data was laid out), through the trained prefix.\"\"\"
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if tokenizer.bos_token_id is not None and ids[:1] != [tokenizer.bos_token_id]:
-        ids = [tokenizer.bos_token_id] + ids  # training saw exactly one BOS first
+    ids = prompt_ids(text)
     input_ids = torch.tensor([ids])
     n_virtual = model.peft_config[model.active_adapter].num_virtual_tokens
     mask = torch.ones(1, n_virtual + len(ids), dtype=torch.long)  # the prefix, then the prompt

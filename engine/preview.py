@@ -11,9 +11,9 @@ import sys
 from collections import deque
 from typing import Any
 
-from engine.data import IGNORE, Example, prepare, tokenize_sample
-from engine.data_files import SAMPLE_DATASET, read_records
-from engine.data_formats import Sample, to_samples
+from engine.data import IGNORE, Example, load_samples, prepare, tokenize_sample
+from engine.data_files import SAMPLE_DATASET
+from engine.data_formats import TRAIN_KEY, Sample
 from engine.errors import EngineError
 
 HISTOGRAM_BINS = 10
@@ -57,11 +57,21 @@ def histogram(lengths: list[int], bins: int = HISTOGRAM_BINS) -> list[dict[str, 
             for a in range(lo, hi + 1, width)]
 
 
-def template_name(tokenizer: Any, fmt: str) -> str:
+def _flagged(samples: list[Sample]) -> bool:
+    """Whether any message carries its own train / weight flag (axolotl's, OpenAI's), overriding its role."""
+    return any(TRAIN_KEY in m for s in samples for m in (s.messages or []))
+
+
+def template_name(tokenizer: Any, fmt: str, samples: list[Sample] | None = None) -> str:
+    """How the records become text and which part trains, in words."""
+    if fmt == "input_output":
+        return "the segments as written (label true trains; no template, no EOS added)"
     if fmt in ("chat", "sharegpt"):
+        trained = ("per-message train / weight flags decide what trains, else assistant turns train"
+                   if _flagged(samples or []) else "assistant turns train")
         if getattr(tokenizer, "chat_template", None):
-            return "the tokenizer's chat template (assistant turns train)"
-        return "a plain <|role|> layout (the tokenizer has no chat template; assistant turns train)"
+            return f"the tokenizer's chat template ({trained})"
+        return f"a plain <|role|> layout (the tokenizer has no chat template; {trained})"
     if fmt == "alpaca":
         return "the alpaca prompt (### Instruction, ### Input, ### Response; the output trains)"
     return {"prompt_completion": "prompt then completion (the completion trains)",
@@ -118,7 +128,7 @@ def preview(cfg: Any, dataset: str | None, n: int, eval_dataset: str | None = No
     tokenizer = load_tokenizer(cfg)
     max_len = cfg.training.max_seq_length
     prepared = prepare(tokenizer, source, cfg.data, max_len, cfg.training.seed, eval_dataset)
-    fmt, samples = to_samples(read_records(source), cfg.data.format, cfg.data.text_field)
+    fmt, samples = load_samples(source, cfg.data)
     split_from_train = not (eval_dataset or cfg.data.eval_path)
     rows = _match(tokenizer, samples, prepared, cfg, split_from_train)
     try:
@@ -129,7 +139,7 @@ def preview(cfg: Any, dataset: str | None, n: int, eval_dataset: str | None = No
     lengths = [length for _, length, _, _ in rows]
     dropped = [(s, split) for s, _, split, _ in rows if split == "dropped"]
     return {
-        "dataset": source, "format": fmt, "template": template_name(tokenizer, fmt), "base_model": cfg.base_model,
+        "dataset": source, "format": fmt, "template": template_name(tokenizer, fmt, samples), "base_model": cfg.base_model,
         "max_seq_length": max_len, "train_on_prompt": cfg.data.train_on_prompt, "padding_reduction": mode,
         "packing_note": PACKING_NOTE if mode == "packing" else "",
         "records": len(samples), "train_examples": len(prepared.train), "eval_examples": len(prepared.eval),

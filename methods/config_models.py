@@ -103,13 +103,28 @@ class Monitoring(Section):
 
 
 class Data(Section):
-    format: Literal["auto", "alpaca", "sharegpt", "chat", "prompt_completion", "text"] = Field(
-        "auto", description="record format: alpaca, sharegpt (conversations), chat (messages), prompt_completion, text"
+    format: Literal["auto", "alpaca", "sharegpt", "chat", "prompt_completion", "input_output", "text"] = Field(
+        "auto", description="record format: alpaca, sharegpt (conversations), chat (messages), prompt_completion, "
+        "input_output (axolotl's template-free segments), text"
     )
     eval_split: float = Field(0.1, ge=0, lt=1.0, description="fraction held out for evaluation")
     eval_path: Optional[str] = Field(None, description="a separate evaluation file (overrides eval_split)")
     train_on_prompt: bool = Field(False, description="also compute loss on prompt tokens")
     text_field: str = Field("text", description="field holding raw text for the text format")
+    replace: dict[str, str] = Field(
+        default_factory=dict,
+        description="text to substitute in every record before training, e.g. {\"{{name}}\": \"Aria\"} for "
+        "LLaMA-Factory's identity.json placeholders",
+        json_schema_extra={"propertyNames": {"minLength": 1}},
+    )
+
+    @field_validator("replace")
+    @classmethod
+    def _replace_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = [k for k in value if not k]
+        if empty:
+            raise ValueError('an empty key would replace nothing: name each placeholder, e.g. {"{{name}}": "Aria"}')
+        return value
 
 
 def _size(value: Optional[str]) -> Optional[str]:

@@ -28,7 +28,7 @@ def test_identity_placeholders_are_named_with_file_and_line(tmp_path: Path) -> N
     note = placeholder_note(samples(path))
     assert note is not None
     assert note.startswith(f"{path}: line 5: {{{{name}}}} is a template placeholder and would be trained literally")
-    assert "{{name}} (2 of 2 example(s)), {{author}} (1 of 2 example(s))" in note and "replace each" in note
+    assert "{{name}} (2 of 2 example(s)), {{author}} (1 of 2 example(s))" in note and "data.replace" in note
     lines = tmp_path / "chat.jsonl"
     lines.write_text("".join(json.dumps(r) + "\n" for r in [
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "plain"}]},
