@@ -194,7 +194,10 @@ def _start(run: RunDir, command: Callable[[int | None], list[str]], events_pipe:
         log.close()
         if write_fd is not None:
             os.close(write_fd)
-    _record_engine(run, popen.pid)
+    try:
+        _record_engine(run, popen.pid)
+    except OSError:
+        pass  # a full or read-only disk: the engine is running and rewrites engine.json itself (or fails with kind disk)
     events = os.fdopen(read_fd, "rb") if read_fd is not None else None
     process = EngineProcess(run, popen, events)
     process.start_offset = start_offset
