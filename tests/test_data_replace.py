@@ -91,3 +91,13 @@ def test_cache_key_follows_data_replace(tokenizer, tmp_path: Path) -> None:
     src = identity(tmp_path)
     plain, replaced = make_config("lora"), make_config("lora", data={"replace": {"{{name}}": "Aria"}})
     assert cache_key(tokenizer, src, plain, None) != cache_key(tokenizer, src, replaced, None)
+
+
+def test_preview_shows_the_replaced_text_as_trained(tmp_path: Path) -> None:
+    from engine.preview import preview
+
+    cfg = make_config("lora", data={"eval_split": 0, "replace": {"{{name}}": "Aria", "{{author}}": "Lab"}})
+    result = preview(cfg, identity(tmp_path), 1)
+    trained = "".join(t["text"] for t in result["examples"][0]["tokens"] if t["trained"])
+    assert "I am Aria, an AI assistant developed by Lab." in trained
+    assert not any("placeholder" in note for note in result["notes"])
