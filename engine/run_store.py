@@ -15,6 +15,7 @@ from typing import Any
 from engine.event_stats import scan
 from engine.protocol import Finished
 from engine.run_lock import holder_pid, is_locked
+from engine.run_names import matching_names
 from engine.store_space import ENV_RUNS_DIR, store_error, unwritable_reason
 from engine.store_space import MIN_FREE_BYTES as MIN_FREE_BYTES  # re-exported: callers ask the store
 from engine.store_space import StoreWriteError as StoreWriteError
@@ -378,19 +379,7 @@ class RunStore:
             raise RunNotFound(f"no run {text!r}: the runs folder {self.root} {where} (give the right one with "
                               f"--runs-dir or {ENV_RUNS_DIR})")
         names = sorted(c.name for c in self.root.iterdir() if c.is_dir() and not c.name.startswith("."))
-        matches = [text] if text in names else [n for n in names if n.startswith(text)]
-        if not matches and text:  # a short name: the id's tail, or its time and suffix (after a method, if given)
-            *method, short = text.split()
-            stamp, _, suffix = short.partition("-")
-
-            def shortened(name: str) -> bool:
-                parts = name.split("-")
-                if method and method[0] not in parts[2:-1]:
-                    return False
-                return name.endswith(f"-{short}") or (len(parts) >= 4 and bool(suffix) and parts[1] == stamp
-                                                      and parts[-1] == suffix)
-
-            matches = [n for n in names if shortened(n)]
+        matches = matching_names(names, text)
         if len(matches) == 1:
             if not is_run(self.root / matches[0]):
                 raise RunNotFound(f"{self.root / matches[0]} is a folder but not a run folder (it has no meta.json "

@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # the run's light modules, and the memory planner's (no torch: they read config.json files and do arithmetic)
 UI_MAY_IMPORT = {"engine.protocol", "engine.run_store", "engine.launcher", "engine.planning", "engine.recommend",
-                 "engine.serve_client", "engine.benchmark_report", "engine.control_requests", "engine.data_check"}
+                 "engine.serve_client", "engine.benchmark_report", "engine.control_requests", "engine.data_check",
+                 "engine.errors", "engine.run_names"}
 
 
 def _imported(path: Path) -> Iterator[tuple[int, str]]:
