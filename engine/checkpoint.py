@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import EngineError, disk_error
+from engine.errors import EngineError, disk_error, kept_note
 from engine.protocol import finite_json
 
 STATE_FILE = "trainer_state.json"
@@ -65,7 +65,7 @@ def save_checkpoint(folder: Path, model: Any, impl: Any, optimizer: Any, schedul
         swap_in(tmp, folder)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        error = disk_error(exc, f"writing checkpoint {folder.name} into {folder.parent} failed", kept_note(folder))
+        error = disk_error(exc, f"writing checkpoint {folder.name} into {folder.parent} failed", kept_note(folder.parent))
         if error is None:
             raise
         raise error from exc
@@ -169,19 +169,10 @@ def save_weights(impl: Any, model: Any, weights_dir: Path) -> None:
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         error = disk_error(exc, f"writing the trained weights into {weights_dir} failed",
-                           kept_note(weights_dir.parent / "checkpoints" / "step-0"))
+                           kept_note(weights_dir.parent / "checkpoints"))
         if error is None:
             raise
         raise error from exc
-
-
-def kept_note(folder: Path) -> str:
-    """Which complete checkpoint beside `folder` is kept (the newest), for a failed write's message."""
-    steps = [int(p.name.split("-", 1)[1]) for p in folder.parent.glob("step-*")
-             if p.name.split("-", 1)[1].isdigit() and (p / STATE_FILE).is_file()]
-    if not steps:
-        return "no earlier checkpoint was complete"
-    return f"the last complete checkpoint, {folder.parent.name}/step-{max(steps)}, is kept"
 
 
 def _load(path: Path) -> Any:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
-# Every kind an `error` event may carry, and what it means (the hint of each error says what to do).
+# Every kind an EngineError carries, and what it means (the hint of each error says what to do): the first ten end a
+# training run (its `error` event and summary); the others end a command (eval, fuse, export, generate, serve).
 KINDS = {
     "config": "the run's config is invalid",
     "data": "the dataset cannot be read or prepared",
@@ -17,6 +19,15 @@ KINDS = {
             "is kept",
     "distributed": "a rank of a multi-process run died",
     "internal": "a bug in lf-tui or a library",
+    "store": "the run's folder cannot be written, so an evaluation's scores could not be saved",
+    "task": "an evaluation task is neither a task file nor a task lm-eval knows, or lm-eval cannot load it",
+    "offline": "an lm-eval task needs its data set from the Hugging Face hub, which is not reachable",
+    "missing_package": "an optional package the command needs (lm-eval) is not installed",
+    "eval": "lm-eval returned no results for a task",
+    "fuse": "the run's adapter cannot be fused into its base",
+    "export": "the run cannot be exported as asked",
+    "run": "the run folder has no trained weights yet, or does not exist",
+    "request": "a serve request names a run or base that is not loaded",
 }
 DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
                errno.EDQUOT: "disk quota exceeded"}
@@ -28,7 +39,7 @@ DISK_HINT = ("free space on that disk, or move the run store to another one with
 
 
 class EngineError(Exception):
-    """A failure with a user-facing explanation; `kind` is one of KINDS."""
+    """A failure with a user-facing explanation; `kind` is one of KINDS (every kind raised is listed there)."""
 
     def __init__(self, kind: str, message: str, hint: str = ""):
         super().__init__(message)
@@ -88,3 +99,13 @@ def disk_error(exc: BaseException, writing: str, kept: str = "") -> DiskError | 
     if cause is None:
         return None
     return DiskError(f"{writing}: {cause}" + (f"; {kept}" if kept else ""))
+
+
+def kept_note(checkpoints_dir: Path) -> str:
+    """Which complete checkpoint in `checkpoints_dir` is kept (the newest; trainer_state.json is written last),
+    for a failed write's message."""
+    steps = [int(p.name.split("-", 1)[1]) for p in checkpoints_dir.glob("step-*")
+             if p.name.split("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    if not steps:
+        return "no earlier checkpoint was complete"
+    return f"the last complete checkpoint, {checkpoints_dir.name}/step-{max(steps)}, is kept"

@@ -141,10 +141,11 @@ class Finished(Event):
 
 @dataclass(slots=True)
 class Error(Event):
-    """kind: config, data, model, unsupported_hardware, oom, disk (no space left, read-only: the last complete
-    checkpoint is kept), resume, diverged (NaN/infinite or spiking loss; the message names the step and the last
-    good checkpoint, which is kept), distributed (a rank of a
-    multi-process run died: the message names it and its log), internal."""
+    """A training run's failure. kind: config, data, model, unsupported_hardware, oom, disk (no space left,
+    read-only: the last complete checkpoint is kept), resume, diverged (NaN/infinite or spiking loss; the message
+    names the step and the last good checkpoint, which is kept), distributed (a rank of a multi-process run died:
+    the message names it and its log), internal; engine.errors.KINDS says what each means (and lists the kinds
+    only commands raise: store, task, offline, missing_package, eval, fuse, export, run, request)."""
 
     type: ClassVar[str] = "error"
     kind: str = "internal"

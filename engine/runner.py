@@ -16,7 +16,7 @@ from engine.control import Control
 from engine.control_requests import ControlInbox
 from engine.distributed import peer_failure, write_rank_record
 from engine.emitter import Emitter, RankEmitter, note_ending_in_place
-from engine.errors import Cancelled, Diverged, EngineError, disk_error
+from engine.errors import Cancelled, Diverged, EngineError, disk_error, kept_note
 from engine.protocol import Error, Finished, Log, RunStarted, finite_json
 from engine.run_store import ENGINE, SUMMARY, RunDir, exit_code
 from lf_common.files import write_json
@@ -169,7 +169,7 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
             if monitor is not None:
                 monitor.stop()
             raise
-        disk = disk_error(exc, f"writing into the run folder {run.path} failed", kept_note(run))
+        disk = disk_error(exc, f"writing into the run folder {run.path} failed", kept_note(run.checkpoints_dir))
         if disk is not None:  # a full (or read-only) disk, wherever the engine was writing
             emitter.emit(Error(kind=disk.kind, message=disk.message, hint=disk.hint))
             return end("failed", _error_figures(disk))
@@ -189,12 +189,6 @@ def run(run_dir: Path, events_fd: int | None = None, resume: bool = False, launc
 def _error_figures(exc: EngineError) -> dict[str, str]:
     """The summary's record of why the run failed (the `error` event's kind and hint too, for listings)."""
     return {"error": exc.message, "error_kind": exc.kind, "error_hint": exc.hint}
-
-
-def kept_note(run: RunDir) -> str:
-    """Which complete checkpoint of the run is kept, for a failed write's message."""
-    latest = run.latest_checkpoint()
-    return f"the last complete checkpoint, checkpoints/{latest.name}, is kept" if latest is not None else ""
 
 
 def _classify(exc: Exception) -> tuple[str, str]:
