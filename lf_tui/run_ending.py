@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.protocol import Error, EventReader, UnsupportedProtocol
 from engine.run_store import RunDir, RunInfo
-from lf_tui.present.ending import Failure, failure_of, next_steps, reason
+from lf_tui.present.ending import FAILED, RESUMABLE, Failure, failure_of, next_steps, reason
 
 TAIL_BYTES = 256 * 1024  # an error event (its traceback included) is far smaller; a finished event follows it
 
@@ -63,7 +63,7 @@ def run_failure(run: RunDir, summary: dict[str, Any] | None = None) -> Failure |
 
 def info_failure(info: RunInfo) -> Failure | None:
     """A listed run's failure; None unless it failed or crashed (a crash may have said why before it died)."""
-    return run_failure(RunDir(info.path)) if info.status in ("failed", "crashed") else None
+    return run_failure(RunDir(info.path)) if info.status in FAILED else None
 
 
 def info_reason(info: RunInfo) -> str:
@@ -74,5 +74,5 @@ def info_reason(info: RunInfo) -> str:
 def info_next_steps(info: RunInfo, in_app: bool = False) -> list[str]:
     """What to do next about a listed run (nothing for a completed or live one)."""
     run = RunDir(info.path)
-    refusal = run.resume_refusal() if info.status in ("cancelled", "failed", "crashed") else None
+    refusal = run.resume_refusal(info.status) if info.status in RESUMABLE else None
     return next_steps(info.run_id, info.status, info_failure(info), refusal, in_app)

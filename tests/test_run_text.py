@@ -1,8 +1,8 @@
-"""The words both front ends show: the run header, error lines and the summary rows."""
+"""The words both front ends show: the run header, the event lines and the summary rows."""
 
 from __future__ import annotations
 
-from engine.protocol import Checkpoint, Control, Error, Eval, Log, RunStarted, System
+from engine.protocol import Checkpoint, Control, Eval, Log, RunStarted, System
 from lf_tui.present import run_text
 
 
@@ -15,11 +15,6 @@ def test_header_is_short_and_says_what_runs_where() -> None:
     assert run_text.header(RunStarted(method="lora", base_model="x")) == "lora on x"  # failed during setup
     assert run_text.header(RunStarted(method="m", base_model="b", device="cuda:0", resumed_from_step=40)) \
         .endswith("resumed from step 40")
-
-
-def test_error_lines_carry_the_hint() -> None:
-    assert run_text.error_lines(Error(kind="data", message="f: line 3: bad", hint="fix it")) == [
-        "data error: f: line 3: bad", "hint: fix it"]
 
 
 def test_summary_rows_say_which_weights_and_why_a_run_stopped() -> None:
@@ -61,3 +56,20 @@ def test_the_planned_peak_says_what_it_assumes() -> None:
     assert cpu == "planned peak 84 MB (cpu bf16 at max_seq_length; training only)"
     gpu = planned_line(RunStarted(device="cuda:1", precision="fp16", planned_peak_bytes=673 * 2**20))
     assert gpu == "planned peak 673 MB (cuda fp16 at max_seq_length; incl. CUDA runtime)"
+
+
+def test_the_run_view_and_the_planner_word_what_a_peak_counts_alike() -> None:
+    """One helper, keyed by the device, words the scope for the run view's planned peak and the planner's figures."""
+    from engine.protocol import RunStarted
+    from lf_tui.present import memory_text
+    from lf_tui.present.run_text import planned_line
+    from methods.memory_plan import MemoryPlan, Setting
+
+    for device in ("cpu", "cuda", "cuda:1"):
+        words = memory_text.scope_short(device)
+        line = planned_line(RunStarted(device=device, precision="fp32", planned_peak_bytes=2**20))
+        plan = MemoryPlan(parts={"weights": 2**20}, setting=Setting(device.split(":")[0], "fp32", 1, 8, False,  # type: ignore[arg-type]
+                                                                    "adamw"), params=1, trainable_params=1,
+                          uncertainty=0.1)
+        assert line is not None and line.endswith(f"; {words})") and memory_text.covers_short(plan) == words
+    assert memory_text.scope_short("cpu") == "training only" and memory_text.scope_short("cuda:0") == "incl. CUDA runtime"

@@ -98,9 +98,7 @@ def _final(out: Console, state: RunState, run: RunDir | None = None) -> int:
         out.print(summary_table(finished.summary))
     refusal = run.resume_refusal(status) if run is not None and status in ending.RESUMABLE else None
     failure = ending.failure_of(state.error, finished.summary if finished is not None else None)
-    lines = ending.ended_lines(run.run_id if run else "RUN", status, failure, refusal)
-    if status == "crashed":
-        lines.insert(0, "the engine stopped without finishing (crashed)")
+    lines = ending.ended_lines(run.run_id if run else "RUN", status, failure, refusal)  # a crash says so once
     for i, line in enumerate(lines):
         out.print(f"[red]{escape(line)}[/red]" if i == 0 and status != "cancelled" else f"  {escape(line)}")
     return exit_code(status)

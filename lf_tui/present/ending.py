@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import DISK_HINT
 from engine.protocol import Error
 
-ENDED = ("completed", "cancelled", "failed", "crashed", "corrupt")  # statuses with no engine left to answer
+FAILED = ("failed", "crashed")  # endings that may carry an error (a crash may have said why before it died)
 RESUMABLE = ("cancelled", "failed", "crashed")  # endings a resume may continue (with a checkpoint)
 
 # the fix that goes with an error kind, for an error that came without its own hint
@@ -22,7 +23,20 @@ KIND_HINTS = {
     "resume": "start a new run with this run's config (its config.json)",
     "diverged": "lower training.learning_rate or set training.max_grad_norm; the last good checkpoint is kept",
     "distributed": "read the named rank's log in the run folder's ranks/ folder",
-    "disk": "free space in the runs folder, or choose another with --runs-dir or LF_TUI_RUNS_DIR",
+    "disk": DISK_HINT,
+    "store": "make the runs folder writable or choose another with --runs-dir DIR or LF_TUI_RUNS_DIR, then run "
+             "the command again",
+    "task": "check the task name (`lm-eval ls tasks` lists lm-eval's), or give a local JSONL file of questions",
+    "offline": "run it once where the hub is reachable (its data is then cached), or give a local JSONL file of "
+               "questions",
+    "missing_package": "install the package the message names into lf-tui's environment (pip install ...), then "
+                       "run the command again",
+    "eval": "check the task name (`lm-eval ls tasks` lists them), or give a local JSONL file of questions",
+    "fuse": "fuse runs that trained an adapter on the same base model (`lf-tui runs` shows each run's method and "
+            "base)",
+    "export": "check the export options against the run (`lf-tui export --help`), then export again",
+    "run": "give a run that has trained weights (`lf-tui runs` lists them), or wait for it to save a checkpoint",
+    "request": "load the run (a load request with its folder) before asking it to generate",
     "internal": "this looks like a bug: the traceback is in the run folder's engine.log",
 }
 CRASHED = "its engine died without a final event (see engine.log in the run folder)"
@@ -73,7 +87,7 @@ def clipped(text: str, width: int) -> str:
 def reason(status: str, failure: Failure | None, width: int = REASON_WIDTH) -> str:
     """Why a run ended, on one line at most `width` wide: the error's kind and message, a crash, a cancel;
     — for a run that completed or is still going."""
-    if failure is not None and status in ("failed", "crashed"):
+    if failure is not None and status in FAILED:
         return clipped(f"{failure.kind}: {failure.message}", width)
     if status == "failed":
         return "failed: see engine.log"

@@ -42,8 +42,13 @@ def covers(plan: MemoryPlan) -> str:
     return "training on the GPU, the CUDA runtime included (its context and the allocator's slack)"
 
 
+def scope_short(device: str) -> str:
+    """What a planned peak on `device` (`cpu`, `cuda:0`) counts, in a few words: the CUDA runtime is in a GPU's."""
+    return "training only" if device.split(":")[0] == "cpu" else "incl. CUDA runtime"
+
+
 def covers_short(plan: MemoryPlan) -> str:
-    return "training only" if plan.setting.device == "cpu" else "incl. CUDA runtime"
+    return scope_short(plan.setting.device)
 
 
 def figure(plan: MemoryPlan) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.launcher import SegmentOpened
-from engine.protocol import Checkpoint, Control, Error, Eval, Event, Log, RunStarted, Step
+from engine.protocol import Checkpoint, Control, Eval, Event, Log, RunStarted, Step
 from lf_tui.present.formatting import count, disk_size, duration, number, rate, seconds
+from lf_tui.present.memory_text import scope_short
 
 
 def header(st: RunStarted) -> str:
@@ -25,9 +26,9 @@ def planned_line(st: RunStarted | None) -> str | None:
     """The memory planner's peak for the run, to read beside the measured memory; None without an estimate."""
     if st is None or not st.planned_peak_bytes:
         return None
-    scope = "training only" if st.device.startswith("cpu") else "incl. CUDA runtime"
     device = st.device.split(":")[0] or "?"
-    return f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB ({device} {st.precision} at max_seq_length; {scope})"
+    return (f"planned peak {st.planned_peak_bytes / 2 ** 20:,.0f} MB ({device} {st.precision} at max_seq_length; "
+            f"{scope_short(st.device)})")
 
 
 def title(run_id: str, status: str, started: RunStarted | None, trust_remote_code: bool = False) -> str:
@@ -112,14 +113,6 @@ def control_line(c: Control) -> str:
     """The engine's answer to a live control request: `control stop after eval: armed at step 12 (detail)`."""
     return (f"control {c.action.replace('_', ' ')}: {c.status} at step {c.step}"
             + (f" ({c.detail})" if c.detail else ""))
-
-
-def error_lines(error: Error) -> list[str]:
-    """What went wrong and what to do about it (the traceback stays in engine.log)."""
-    lines = [f"{error.kind} error: {error.message}"]
-    if error.hint:
-        lines.append(f"hint: {error.hint}")
-    return lines
 
 
 def _weights(summary: dict[str, Any]) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual.actions import parse
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingsMap
 from textual.containers import Vertical, VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
@@ -17,17 +19,26 @@ EVERYWHERE_NOTES = (
 )
 
 
+def offered(node: DOMNode, binding: Binding) -> bool:
+    """Whether `binding` does something now: its node's check_action does not hide it (an ended run's Cancel)."""
+    namespace, name, parameters = parse(binding.action)
+    target = node.app if namespace == "app" else node
+    return target.check_action(name, parameters) is not False
+
+
 def screen_sections(screen: Screen[object]) -> list[tuple[str, list[KeyRow]]]:
-    """(heading, rows) for `screen`'s own keys, then the app's (global) ones: from the live bindings maps."""
+    """(heading, rows) for `screen`'s own keys, then the app's (global) ones: from the live bindings maps, only
+    those the screen (or the app) offers now."""
     app = screen.app
     textual_own = {(key, b.action, b.description) for key, b in BindingsMap(Screen.BINDINGS)}  # Tab, copy: anywhere
-    ours = [b for key, b in screen._bindings if (key, b.action, b.description) not in textual_own]
+    ours = [b for key, b in screen._bindings if (key, b.action, b.description) not in textual_own
+            and offered(screen, b)]
     declared = [key for key, _ in BindingsMap(getattr(type(screen), "BINDINGS", []))]  # the class's own order
     ours.sort(key=lambda b: declared.index(b.key) if b.key in declared else len(declared))
     own = key_rows(ours, app.get_key_display)
-    everywhere = key_rows([b for _, b in app._bindings] + [b for key, b in screen._bindings
-                                                             if (key, b.action, b.description) in textual_own],
-                          app.get_key_display)
+    everywhere = key_rows([b for _, b in app._bindings if offered(app, b)]
+                          + [b for key, b in screen._bindings if (key, b.action, b.description) in textual_own
+                             and offered(screen, b)], app.get_key_display)
     known = {row.action for row in own}
     title = getattr(screen, "KEYS_TITLE", "") or type(screen).__name__.removesuffix("Screen")
     return [(f"This screen ({title})", own), ("Everywhere", [r for r in everywhere if r.action not in known])]

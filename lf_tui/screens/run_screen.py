@@ -162,7 +162,7 @@ class RunScreen(Screen[None]):
         at 80x24), then its figures; a completed run's figures and convergence."""
         status = m.shown_status
         summary: dict[str, Any] = (m.finished.summary if m.finished is not None else None) or {"status": status}
-        refusal = self.run.resume_refusal() if status in ending.RESUMABLE else None
+        refusal = self.run.resume_refusal(status) if status in ending.RESUMABLE else None
         lines = ending.ended_lines(self.run.run_id, status, ending.failure_of(m.error, summary), refusal, in_app=True)
         rows = run_text.summary_rows(summary) if m.finished is not None else []
         figures = escape(" · ".join(f"{label} {value}" for label, value in rows[1:] if label != "convergence"
