@@ -17,6 +17,7 @@ import torch
 
 from engine.errors import EngineError, disk_error, kept_note
 from engine.protocol import finite_json
+from lf_common.files import follow_umask
 
 STATE_FILE = "trainer_state.json"
 WEIGHTS, TRAINABLE, OPTIMIZER, SCHEDULER, SCALER = "weights", "trainable.pt", "optimizer.pt", "scheduler.pt", "scaler.pt"
@@ -62,6 +63,7 @@ def save_checkpoint(folder: Path, model: Any, impl: Any, optimizer: Any, schedul
     tmp = folder.with_name(f".{folder.name}.tmp")
     try:
         _write_checkpoint(tmp, model, impl, optimizer, scheduler, state, scaler)
+        follow_umask(tmp)  # safetensors writes 0600: a checkpoint is shared as the run's other files are
         swap_in(tmp, folder)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -165,6 +167,7 @@ def save_weights(impl: Any, model: Any, weights_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         impl.save(model, tmp)
         sync_tree(tmp)
+        follow_umask(tmp)  # safetensors writes 0600: the trained weights are shared as the run's other files are
         swap_in(tmp, weights_dir)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)

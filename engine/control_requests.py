@@ -67,7 +67,7 @@ def send(run_path: str | os.PathLike[str], action: str, source: str = "") -> Con
         raise ControlRefused(refusal)
     request = ControlRequest(secrets.token_hex(4), action, source, time.time())
     line = json.dumps({"id": request.id, "action": action, "source": source, "ts": request.ts}) + "\n"
-    fd = os.open(path / CONTROL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path / CONTROL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
     try:
         os.write(fd, line.encode("utf-8"))
     finally:

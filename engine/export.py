@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.export_card import KINDS, model_card
+from lf_common.files import follow_umask
 
 DTYPES = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -71,10 +71,7 @@ def staging(out: Path, force: bool) -> Path:
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-export-", dir=out.parent))
     except OSError as exc:
         raise fail(f"cannot write in {out.parent}: {exc.strerror or exc}", "choose a folder you can write") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    stage.chmod(0o777 & ~umask)  # a folder to share, not mkdtemp's private one
-    return stage
+    return stage  # mkdtemp's private folder: opened to the umask (with all in it) before it is renamed
 
 
 def trained_on_4bit(cfg: Any) -> bool:
@@ -239,6 +236,7 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, dtype
         check_out(out, force)  # again: something may have been written there while we merged
         if out.exists():
             shutil.rmtree(out)
+        follow_umask(stage)  # a folder to share: not mkdtemp's 0700, nor safetensors' 0600 files
         stage.rename(out)
     except OSError as exc:
         raise fail(f"exporting to {out}: {exc.strerror or exc}", "check the free disk space and the folder's permissions") \

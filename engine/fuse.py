@@ -31,7 +31,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.run_store import ENGINE, SUMMARY, RunDir, RunStore
-from lf_common.files import write_json
+from lf_common.files import follow_umask, write_json
 
 COMBINATIONS = ("linear", "cat", "svd", "ties", "dare_linear", "dare_ties")
 NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties")
@@ -282,6 +282,7 @@ def fuse(run_dirs: list[str | Path], weights: list[float], combination: str = "l
         run = store.create(f"fused-{first.cfg.method_name}", fused_config(first, rank, recipe),
                            {"method": first.cfg.method_name, "derived_from": derived, "fusion": recipe,
                             "dataset": " + ".join(datasets), "trust_remote_code": first.cfg.trust_remote_code})
+        follow_umask(stage)  # the run's weights, shared as its other files are (not mkdtemp's 0700, 0600 files)
         stage.rename(run.weights_dir)
         record(run, first, parents, recipe, started)
     except BaseException:
