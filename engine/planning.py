@@ -187,17 +187,20 @@ class Target(NamedTuple):
 
 def plan_target(config_device: str = "auto", device: Device | None = None, budget: int | None = None,
                 where: str = "") -> Target:
-    """The device and budget a config's plan assumes: `device` (--device) first, else the config's explicit
-    hardware.device (a config written for a GPU box plans for a GPU on a laptop too), else a GPU when `budget`
-    (--gpu-memory) is given, else this machine (machine_budget). A GPU's budget: `budget`, $LF_TUI_GPU_MEMORY,
-    this machine's GPU, else None (unknown: the plan says so)."""
+    """The device and budget a config's plan assumes: `device` (--device) first, else a GPU when `budget`
+    (--gpu-memory) is given (whatever hardware.device says: a GPU's memory is no CPU's RAM nor Apple's unified
+    memory), else the config's explicit hardware.device (a config written for a GPU box plans for a GPU on a laptop
+    too), else this machine (machine_budget). A GPU's budget: `budget`, $LF_TUI_GPU_MEMORY, this machine's GPU,
+    else None (unknown: the plan says so)."""
+    if budget is not None and device is None:
+        return Target("cuda", budget, where, where)
     explicit = config_device if config_device and config_device != "auto" else None
     if explicit == "mps" and device is None:
         raise PlanError("hardware.device is 'mps': the planner sizes CUDA GPUs and CPUs, not Apple's unified memory",
                         "give --device cuda or --device cpu to plan as one of them")
     why = "--device" if device else "hardware.device in the config" if explicit else ""
     chosen: Device | None = device or (("cpu" if explicit == "cpu" else "cuda") if explicit else None)
-    if budget is not None:
+    if budget is not None:  # with --device
         return Target(chosen or "cuda", budget, where, why or where)
     if chosen is None:
         return Target(*machine_budget(), "this machine")

@@ -125,3 +125,11 @@ def test_plan_from_an_empty_folder_for_a_gpu_config_on_a_machine_without_one(tmp
     every = json.loads(_lf(tmp_path, "recommend", "--base-model", LLAMA, "--gpu-memory", "24GiB", "--all",
                            "--json").stdout)
     assert every["shown"] == every["total_candidates"] == len(every["candidates"]) > 3
+
+
+def test_gpu_memory_plans_a_gpu_whatever_the_configs_device(no_gpu: None) -> None:
+    """--gpu-memory with a config for the CPU (or Apple's mps) sizes a GPU of that memory, not the CPU's RAM."""
+    for config_device in ("cpu", "mps", "cuda", "auto"):
+        assert plan_target(config_device, budget=40 * GiB, where="--gpu-memory") == \
+            ("cuda", 40 * GiB, "--gpu-memory", "--gpu-memory"), config_device
+    assert plan_target("cpu", device="cpu", budget=40 * GiB, where="--gpu-memory").device == "cpu"  # --device wins
