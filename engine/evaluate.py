@@ -171,9 +171,9 @@ def evaluate(run_dir: Path, values: list[str], base: bool = False, limit: int | 
     from engine.generate import load_trained_model, trained_weights
 
     run = RunDir(run_dir)
-    refusal = run.writable_refusal("eval")
+    refusal = run.eval_refusal()
     if refusal is not None:
-        raise EngineError("store", f"nothing was scored: the scores are saved in the run's folder, and {refusal}")
+        raise EngineError("store", refusal)
     tasks = resolve_tasks(values)
     names = [t for t in tasks if isinstance(t, str)]
     if names:

@@ -214,6 +214,11 @@ class RunDir:
                                  fix="make it writable, or copy the run folder to a writable runs folder and use it "
                                      "there")
 
+    def eval_refusal(self) -> str | None:
+        """Why an evaluation of this run must not start (its scores could not be saved), in one sentence, or None."""
+        refusal = self.writable_refusal("eval")
+        return None if refusal is None else f"nothing was scored: the scores are saved in the run's folder, and {refusal}"
+
     def delete_refusal(self) -> str | None:
         """Why this run's folder must not be deleted now (its engine is live), or None when it may."""
         status = self.info().status

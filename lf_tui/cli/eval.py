@@ -85,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
     found = resolve_run(args.runs_dir, args.run)
     if found is None:
         return 2
-    refusal = found.writable_refusal("eval")
+    refusal = found.eval_refusal()
     if refusal is not None:  # said before a model loads, not after everything was scored
-        err.print(f"[red]error:[/red] nothing was scored: the scores are saved in the run's folder, and "
-                  f"{escape(refusal)}")
+        err.print(f"[red]error:[/red] {escape(refusal)}")
         return 2
     tasks = _tasks(args.tasks)
     for task in tasks:  # a missing task file: said before a model loads (the engine's words and exit)
