@@ -20,18 +20,20 @@ LOCAL_HINT = ("give a local JSONL file of questions (a path ending in .jsonl or 
 
 
 def offline() -> bool:
-    """Whether the Hugging Face libraries are told to stay offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set)."""
-    return any(os.environ.get(name) not in (None, "", "0", "false", "False") for name in OFFLINE_VARS)
+    """Whether lm-eval's data sets stay offline, by the datasets library's own rule (engine.planning.hub_offline)."""
+    from engine.planning import hub_offline
+
+    return hub_offline(datasets=True)
 
 
 def offline_unless_reachable() -> bool:
     """Offline mode for this process when the hub cannot be reached, so a data set not cached fails at once instead
     of retrying for half a minute (call it before the Hugging Face libraries are imported). True when offline."""
-    from engine.planning import _hub_reachable
+    from engine.planning import hub_reachable
 
     if offline():
         return True
-    if _hub_reachable():
+    if hub_reachable():
         return False
     for name in OFFLINE_VARS:
         os.environ[name] = "1"

@@ -81,7 +81,20 @@ def hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
     return answer
 
 
-def _hub_reachable(timeout_s: float = 2.0) -> bool:
+# huggingface_hub.constants.ENV_VARS_TRUE_VALUES (not imported: this module stays light), compared upper-cased
+ENV_TRUE = frozenset({"1", "ON", "YES", "TRUE"})
+
+
+def hub_offline(datasets: bool = False) -> bool:
+    """Whether the Hugging Face libraries stay offline, by their own rule: huggingface_hub's HF_HUB_OFFLINE (else
+    TRANSFORMERS_OFFLINE) is 1, on, yes or true in any case; with `datasets`, HF_DATASETS_OFFLINE when set decides
+    instead (as the datasets library reads it)."""
+    if datasets and os.environ.get("HF_DATASETS_OFFLINE") is not None:
+        return os.environ["HF_DATASETS_OFFLINE"].upper() in ENV_TRUE
+    return (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper() in ENV_TRUE
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
     """A quick TCP connection to the hub (huggingface_hub itself retries for half a minute when offline)."""
     import socket
     from urllib.parse import urlparse
@@ -102,10 +115,10 @@ def _fetch_hub_config(repo_id: str) -> tuple[dict[str, Any], str]:
         cached = try_to_load_from_cache(repo_id, "config.json")
         if isinstance(cached, str):
             return _json_object(Path(cached).read_text(encoding="utf-8"), cached), f"{cached} (Hugging Face cache)"
-        if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+        if hub_offline():
             raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                             offline_hint)
-        if not _hub_reachable():
+        if not hub_reachable():
             raise PlanError(f"{repo_id!r}: config.json is not in the Hugging Face cache and the hub is unreachable",
                             offline_hint)
         path = hf_hub_download(repo_id, "config.json", etag_timeout=5)
