@@ -22,11 +22,12 @@ def read_request() -> dict[str, Any]:
 
 
 def load_config(document: Any) -> Any:
-    """A resolved config document validated again, as the runner reads a run's config.json."""
+    """A resolved config document (validated when it was written) validated again as the runner reads a run's
+    config.json: leniently (an unknown key is a warning, not an error); invalid values still raise EngineError."""
     from engine.errors import EngineError
     from methods.validation import validate_config
 
-    resolved = validate_config({"method_config": document})
+    resolved = validate_config({"method_config": document}, lenient=True)
     if not resolved.report.ok or resolved.config is None:
         raise EngineError("config", "; ".join(e.render() for e in resolved.report.errors))
     return resolved.config
