@@ -42,7 +42,7 @@ def test_runs_json_attach_and_run_arguments_say_why_and_what_next(tmp_path: Path
     attached = _lf_tui("attach", "184554-c371", "--plain", cwd=tmp_path)  # the short name the app shows
     lines = attached.stdout.splitlines()
     assert attached.returncode == 1, attached.stdout + attached.stderr
-    assert lines[0].startswith(f"attached to {failed.run_id} (failed)")
+    assert lines[0] == f"replaying {failed.run_id} (failed): it is not running"  # not "the run goes on"
     assert lines[-3:] == [f"data error: {DATA_ERROR['message']}", f"  hint: {DATA_ERROR['hint']}",
                           f"  after the fix, resume it from its last checkpoint: lf-tui train --resume {failed.run_id}"]
 

@@ -58,3 +58,21 @@ def test_the_viewer_s_last_lines_follow_the_ending_it_saw_while_the_engine_still
     assert _final(Console(file=out, width=200), state, run) == 1
     text = out.getvalue()
     assert "still running" not in text and f"lf-tui train --resume {run.run_id}" in text, text
+
+
+def test_train_waits_for_the_engine_to_exit_before_its_closing_lines(tmp_path: Path, capsys) -> None:
+    """The events ended, the engine still holds the run for a moment: `settle` (train: wait for the engine's exit)
+    runs before the closing lines, so the resume they advise is not refused as "still running"."""
+    from engine.protocol import Error, Finished
+    from lf_tui.cli.live_view import watch
+    from tests.ended_fixtures import ended_run
+
+    run = ended_run(tmp_path / "runs", "failed")
+    seen: list[str] = []
+    events = [Error(kind="disk", message="no space left on device", hint=HINT),
+              Finished(status="failed", summary={"status": "failed"})]
+    code = watch(iter(events), plain=True, on_interrupt=None, run=run,
+                 settle=lambda: seen.append(capsys.readouterr().out))
+    assert code == 1 and len(seen) == 1
+    assert "--resume" not in seen[0]  # nothing of the closing lines before the engine settled
+    assert f"lf-tui train --resume {run.run_id}" in " ".join(capsys.readouterr().out.split())

@@ -21,8 +21,10 @@ from lf_tui.run_state import RunState
 
 
 def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None] | None,
-          interrupt_text: str = "", run: RunDir | None = None) -> int:
+          interrupt_text: str = "", run: RunDir | None = None, settle: Callable[[], None] | None = None) -> int:
     """Show events until the run ends; returns 0 completed, 1 failed or crashed, 130 cancelled/detached.
+    `settle`: called when the run's events ended, before the closing lines (e.g. wait for the engine to exit, so
+    the resume they advise is not refused as "still running").
 
     A first Ctrl-C calls `on_interrupt` (cancel) when given, else detaches; a second one stops watching and says
     what the run is doing then (read from `run`'s folder): still cancelling, or how it ended."""
@@ -87,6 +89,8 @@ def watch(events: Iterable[Event], plain: bool, on_interrupt: Callable[[], None]
         signal.signal(signal.SIGINT, previous)
         if live:
             live.stop()
+    if settle is not None:
+        settle()
     return _final(out, state, run)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from lf_tui.cli.options import add_training_inputs
 
 if TYPE_CHECKING:
+    from engine.launcher import EngineProcess
     from engine.run_store import RunDir, RunStore
     from methods.validation import Resolved
 
@@ -122,7 +123,18 @@ def start(run_dir: RunDir, args: argparse.Namespace, resume: bool) -> int:
     try:
         return watch(proc.events(), plain=args.plain or not sys.stdout.isatty(), on_interrupt=proc.cancel,
                      interrupt_text="cancelling: saving a checkpoint (press Ctrl-C again to stop watching)",
-                     run=run_dir)
+                     run=run_dir, settle=lambda: _engine_exit(proc))
     except RunLocked as exc:  # another `--resume` won the race for this run
         console.err().print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
+
+
+def _engine_exit(proc: EngineProcess, timeout_s: float = 30.0) -> None:
+    """Wait for an engine whose events ended to exit (it releases the run a moment after its last event), so the
+    next command (a resume, a delete) finds the run ended; a slow one is left to finish on its own."""
+    import subprocess
+
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
