@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -44,6 +44,7 @@ class LfTuiApp(App[None]):
         self.store = RunStore(runs_dir)
         self.edit_path = edit_path
         self.edit_method = edit_method
+        self._starting = False  # Ctrl+R's checks and launch are under way in a thread
 
     def on_mount(self) -> None:
         self.push_screen(MethodsScreen())
@@ -164,21 +165,44 @@ class LfTuiApp(App[None]):
     # runs -------------------------------------------------------------------
     @on(StartRequested)
     def _start_requested(self, message: StartRequested) -> None:
-        self.start_run(message.config, message.dataset, message.config_path)
+        """Ctrl+R: the checks (the store, the data file's first records, a hub model's cache or reachability, which
+        may take seconds) and the launch run in a thread; the editor and its buffer stay while they do."""
+        if self._starting:
+            self.notify("a run is being set up: wait for it to open", severity="warning")
+            return
+        self._starting = True
+        self._start_in_thread(message.config, message.dataset, message.config_path)
+
+    @work(thread=True, exit_on_error=False, group="start-run")
+    def _start_in_thread(self, config: MethodConfigBase, dataset: str | None, config_path: Path | None) -> None:
+        try:
+            outcome = self._prepare_start(config, dataset, config_path)
+        finally:
+            self._starting = False
+        self.call_from_thread(self._started, outcome)
 
     def start_run(self, config: MethodConfigBase, dataset: str | None, config_path: Path | None = None) -> None:
-        """Create a run (the config's relative paths resolve against its file's folder) and watch it."""
+        """Create a run (the config's relative paths resolve against its file's folder) and watch it; here and now
+        (Ctrl+R does the same in a thread)."""
+        self._started(self._prepare_start(config, dataset, config_path))
+
+    def _prepare_start(self, config: MethodConfigBase, dataset: str | None,
+                       config_path: Path | None) -> tuple[RunDir, EngineProcess] | str:
+        """The new run and its engine, or why not (one sentence)."""
         try:
             run = create_run(self.store, config, dataset, None, config_path.parent if config_path else None)
         except (RunSetupError, OSError) as exc:  # the store's OSError is one sentence: folder, cause, what to do
-            self.notify(str(exc), severity="error", timeout=12)
-            return
+            return str(exc)
         try:
-            process = launch(run)
+            return run, launch(run)
         except OSError as exc:  # no engine process (a full disk, a missing interpreter): the editor stays open
-            self.notify(f"cannot start the engine for run {run.run_id}: {exc.strerror or exc}", severity="error",
-                        timeout=12)
+            return f"cannot start the engine for run {run.run_id}: {exc.strerror or exc}"
+
+    def _started(self, outcome: tuple[RunDir, EngineProcess] | str) -> None:
+        if isinstance(outcome, str):
+            self.notify(outcome, severity="error", timeout=12)
             return
+        run, process = outcome
         self.notify(f"started run {run.run_id}")
         self.open_run(run, process)
 
@@ -187,7 +211,9 @@ class LfTuiApp(App[None]):
         self.resume_run(message.run)
 
     def resume_run(self, run: RunDir) -> None:
-        refusal = run.resume_refusal()
+        """Continue a run from its last checkpoint, as `lf-tui train --resume` does: refused first (with the reason)
+        when it cannot resume or its folder cannot be written."""
+        refusal = run.resume_refusal() or run.writable_refusal()
         if refusal:
             self.notify(refusal, severity="warning", timeout=8)
             return
