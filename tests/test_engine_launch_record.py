@@ -21,5 +21,8 @@ def test_a_full_disk_at_engine_json_still_returns_the_running_engine(tmp_path: P
 
     monkeypatch.setattr(launcher, "write_json", full)
     process = launcher._start(run, lambda fd: [sys.executable, "-c", "pass"], events_pipe=True, stdin_pipe=False)
-    assert process.popen.wait(timeout=30) == 0  # the caller got the process: it can follow and stop it
-    assert process.pid == process.popen.pid
+    try:
+        assert process.wait(timeout=30) == 0  # the caller got the process: it can follow and stop it
+        assert process.pid == process.popen.pid
+    finally:
+        process.detach()
