@@ -55,7 +55,11 @@ class LiveControls:
                     continue
                 self.armed = request
                 next_eval = (st.step // mon.eval_steps + 1) * mon.eval_steps
-                self._answer(request, "armed", f"stops after the evaluation at step {next_eval}")
+                last = getattr(self.trainer, "total_steps", 0)
+                if last and next_eval >= last:  # the run's last step evaluates (and ends) first
+                    self._answer(request, "armed", f"stops after the evaluation at step {last}, the run's last")
+                else:
+                    self._answer(request, "armed", f"stops after the evaluation at step {next_eval}")
         return False
 
     def at_last_step(self) -> None:

@@ -270,3 +270,23 @@ def test_a_real_engine_answers_requests_sent_while_it_loaded_and_after_it_traine
     assert answers[stop.id].status == "refused" and "no periodic evaluation" in answers[stop.id].detail
     assert answers[late[0].id].status == "refused" and "has ended (completed at step 3)" in answers[late[0].id].detail
     assert isinstance(events(run)[-1], Finished)
+
+
+def test_stop_after_eval_armed_near_the_end_names_the_last_step_not_one_past_it(tmp_path: Path) -> None:
+    """eval every 50 steps on a 30-step run: the evaluation that stops it is the last step's (30), not step 50."""
+    from types import SimpleNamespace
+
+    from engine.live_controls import LiveControls
+
+    events: list = []
+    trainer = SimpleNamespace(state=SimpleNamespace(step=3, last_eval_step=0, eval_losses=[]), total_steps=30,
+                              cfg=SimpleNamespace(monitoring=SimpleNamespace(eval_steps=50)), eval_set=[1],
+                              emit=events.append, save=lambda: None)
+    live = LiveControls(trainer, ControlInbox(tmp_path, since=0.0))
+    send(tmp_path, "stop-after-eval")
+    assert live.after_step(False) is False
+    assert events[-1].status == "armed" and events[-1].detail == "stops after the evaluation at step 30, the run's last"
+    trainer.total_steps = 200  # a long run: the next periodic evaluation
+    send(tmp_path, "stop-after-eval")
+    live.after_step(False)
+    assert events[-1].detail == "stops after the evaluation at step 50"
