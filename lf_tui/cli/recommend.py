@@ -78,5 +78,5 @@ def show(shown: list, budget: int, where: str, args: argparse.Namespace, notes: 
     out.print(f"[dim]{memory_text.recommend_assumes(shown[0].plan)}[/dim]")
     for note in notes:
         out.print(f"[dim]{note}[/dim]")
-    out.print("[dim]lf-tui recommend --json prints each candidate's config; the app's Recommend screen (F3) opens "
+    out.print("[dim]lf-tui recommend --json prints each candidate's config; the app's What fits screen (F3) opens "
               "one in the editor[/dim]")
