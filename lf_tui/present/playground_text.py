@@ -38,7 +38,7 @@ def title(state: Playground) -> str:
     groups = state.groups()
     chosen = len(state.chosen)
     if not chosen:
-        what = "no run chosen: space marks runs in the list (F2 Runs: space marks, g opens them here)"
+        what = "no run chosen: space marks one in the list (or mark runs in F2 Runs and press g)"
     else:
         what = (f"{chosen} run{'s' if chosen != 1 else ''}" + (" + base" if state.include_base else "")
                 + f" on {len(groups)} base model{'s' if len(groups) != 1 else ''}")

@@ -81,7 +81,7 @@ class PlaygroundScreen(Screen[None]):
     """Choose runs (and the base) on the left, type a prompt below, read the answers side by side."""
 
     DEFAULT_CSS = """
-    PlaygroundScreen #pg-title { height: auto; max-height: 2; }
+    PlaygroundScreen #pg-title { width: 100%; height: auto; max-height: 2; }
     PlaygroundScreen #pg-body { height: 1fr; }
     PlaygroundScreen #pg-side { width: 32; height: 1fr; }
     PlaygroundScreen #pg-targets { height: 2fr; }
@@ -93,7 +93,7 @@ class PlaygroundScreen(Screen[None]):
     PlaygroundScreen #pg-prompt { width: 1fr; }
     PlaygroundScreen #pg-settings { width: 40; }
     PlaygroundScreen .pg-asked { color: $text-muted; padding: 0 1; height: auto; }
-    PlaygroundScreen .pg-caption { color: $text-muted; padding: 0 1; }
+    PlaygroundScreen .pg-caption { width: 100%; color: $text-muted; padding: 0 1; }
     """
     BINDINGS = [
         Binding("ctrl+g", "ask", "Ask", priority=True),
@@ -119,7 +119,7 @@ class PlaygroundScreen(Screen[None]):
         yield Label(escape(title(self.state)), id="pg-title", classes="title")
         with Horizontal(id="pg-body"):
             with Vertical(id="pg-side"):
-                yield Label("Answer from (space: ✓ chosen):", classes="pg-caption")
+                yield Label("Answer from (space: ✓):", classes="pg-caption")
                 yield MarkedSelectionList(id="pg-targets")
                 yield Label("Asked (Enter: again):", classes="pg-caption")
                 yield OptionList(id="pg-history")
