@@ -24,8 +24,8 @@ KIND_HINTS = {
     "diverged": "lower training.learning_rate or set training.max_grad_norm; the last good checkpoint is kept",
     "distributed": "read the named rank's log in the run folder's ranks/ folder",
     "disk": DISK_HINT,
-    "store": "make the runs folder writable or choose another with --runs-dir DIR or LF_TUI_RUNS_DIR, then run "
-             "the command again",
+    "store": "make the run's folder writable (or free space there), or copy the run folder to a writable runs "
+             "folder and use it there; then run the command again",
     "task": "check the task name (`lm-eval ls tasks` lists lm-eval's), or give a local JSONL file of questions",
     "offline": "run it once where the hub is reachable (its data is then cached), or give a local JSONL file of "
                "questions",
