@@ -73,3 +73,22 @@ async def test_r_in_the_runs_list_on_a_run_whose_disk_is_full_says_why(tmp_path:
                                 "folder and use it there"), said
         assert isinstance(app.screen, RunsScreen)
     assert sorted(p.name for p in run.path.iterdir()) == before  # no engine started, nothing written
+
+
+async def test_r_in_the_run_view_of_a_run_whose_disk_is_full_says_why_and_stays(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from lf_tui.screens.run_screen import RunScreen
+
+    run = ended_run(tmp_path / "runs", "cancelled")
+    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
+        app.open_run(run)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.has_class("ended"),
+                       what="the ended run view")
+        monkeypatch.setattr(engine.store_space, "MIN_FREE_BYTES", 2**62)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: bool(_messages(app)), what="the refusal")
+        said = _messages(app)
+        assert len(said) == 1 and " has only " in said[0] and "free some space" in said[0], said
+        assert isinstance(app.screen, RunScreen)

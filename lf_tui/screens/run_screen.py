@@ -205,8 +205,9 @@ class RunScreen(Screen[None]):
         self.notify(ending.ended_refusal(self.state.shown_status, action), severity="warning")
 
     def action_resume(self) -> None:
-        """Continue the run from its last checkpoint (the app launches it and shows the resumed run)."""
-        refusal = self.run.resume_refusal()
+        """Continue the run from its last checkpoint (the app launches it and shows the resumed run); refused here,
+        the view kept, when it cannot resume or its folder cannot be written."""
+        refusal = self.run.resume_refusal() or self.run.writable_refusal()
         if refusal:
             self.notify(refusal, severity="warning", timeout=8)
             return
