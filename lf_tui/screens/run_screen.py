@@ -29,6 +29,7 @@ from lf_tui.widgets.plots import POINTS, CurvePlot
 from lf_tui.widgets.reflow_log import ReflowLog
 
 FRESH_S = 30.0  # an alert or a control answer older than this (a replay) is logged, not announced
+OPENED_SLACK_S = 2.0  # nor one that came before the view opened (a crashed run's last answer is history)
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
@@ -57,6 +58,7 @@ class RunScreen(Screen[None]):
         self._logs_seen = 0
         self._alerts_seen = 0
         self._controls_seen = 0
+        self._opened = time.time()
         self._stop = threading.Event()
         self.trust_remote_code = bool(run.meta().get("trust_remote_code"))
 
@@ -178,13 +180,17 @@ class RunScreen(Screen[None]):
         """New alerts ring the bell and notify, and the engine's answers to live controls notify, when they are
         fresh (a replay of old events only logs them)."""
         now = time.time()
+
+        def fresh(ts: float) -> bool:
+            return now - ts < FRESH_S and ts >= self._opened - OPENED_SLACK_S
+
         for alert in m.alerts[self._alerts_seen:]:
-            if now - alert.ts < FRESH_S and m.finished is None:
+            if fresh(alert.ts) and m.finished is None:
                 self.app.bell()
                 self.notify(alert.message, title="alert", severity="warning", timeout=15)
         self._alerts_seen = len(m.alerts)
         for answer in m.controls[self._controls_seen:]:
-            if now - answer.ts < FRESH_S:
+            if fresh(answer.ts):
                 self.notify(f"{answer.action.replace('_', ' ')}: {answer.status}"
                             + (f" — {answer.detail}" if answer.detail else ""),
                             severity="warning" if answer.status == "refused" else "information")
