@@ -235,6 +235,9 @@ class RunDir:
             shutil.rmtree(self.path)
         except FileNotFoundError:  # already gone (deleted from another window): the wish is fulfilled
             pass
+        except OSError as exc:  # a read-only store: say which folder and why, in the store's words
+            raise RunRefused(str(store_error(self.path, exc, f"run {self.run_id}'s folder",
+                                             "make the runs folder writable to delete it"))) from None
 
     def _mtime(self, name: str) -> float:
         try:

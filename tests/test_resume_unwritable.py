@@ -33,3 +33,18 @@ def test_resume_into_a_read_only_store_is_refused_before_launch(tmp_path: Path) 
         f"error: run {run.run_id}'s folder {run.path} is on a read-only file system: make it writable, or copy the "
         "run folder to a writable runs folder and use it there")
     assert sorted(p.name for p in run.path.iterdir()) == before  # nothing written, nothing lost
+
+
+def test_delete_in_a_read_only_store_says_which_folder_and_why(tmp_path: Path) -> None:
+    run = ended_run(tmp_path / "runs", "cancelled")
+    script = (f"mount --bind runs runs && mount -o remount,ro,bind runs && {LF_TUI.rsplit('/', 1)[0]}/python -c "
+              f"\"from engine.run_store import RunDir, RunRefused\ntry:\n    RunDir('runs/{run.run_id}').delete()\n"
+              "except RunRefused as exc:\n    print(exc)\"")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    if "unshare:" in done.stderr or "mount:" in done.stderr:
+        pytest.skip(f"no private mounts here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(f"run {run.run_id}'s folder ") and "read-only file system" in done.stdout
+    assert "make the runs folder writable to delete it" in done.stdout and "Errno" not in done.stdout
+    assert run.path.is_dir()  # nothing lost
