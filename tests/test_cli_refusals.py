@@ -47,6 +47,7 @@ def cwd(tmp_path: Path) -> Path:
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"method_name": "lora"}))
+    (run / "meta.json").write_text(json.dumps({"run_id": "r1", "method": "lora"}))  # a run folder (not any folder)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     return tmp_path

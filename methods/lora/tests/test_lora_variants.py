@@ -62,7 +62,8 @@ def test_gaussian_init_draws_a_from_a_normal_with_std_one_over_r() -> None:
                                      {"init_lora_weights": "olora", "modules_to_save": ["lm_head"]}],
                          ids=["pissa", "pissa-fast", "olora", "pissa-dora-rslora", "olora-modules_to_save"])
 def test_pissa_and_olora_start_from_the_base_and_save_an_adapter_for_the_original_base(options, tmp_path) -> None:
-    cfg = config("lora", r=4, lora_alpha=8, learning_rate=1e-2, **options)
+    cfg = config("lora", r=4, lora_alpha=8, training={"learning_rate": 1e-2}, **options)  # was in method_specific,
+    # where it was silently ignored until unknown keys became errors
     fresh = base_model(cfg)
     model, impl = build(cfg)
     layer = lora_layers(model)[0]
