@@ -31,6 +31,16 @@ def store(tmp_path: Path) -> RunStore:
 
 
 @pytest.fixture
+def umask() -> Any:
+    """The process umask set to 002 (a team's shared machine) for the test, restored after."""
+    old = os.umask(0o002)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture
 def learnable_dataset(tmp_path: Path) -> Path:
     path = tmp_path / "learnable.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in LEARNABLE))

@@ -3,24 +3,11 @@ and control.jsonl, so a team sharing a GPU box reads each other's runs."""
 
 from __future__ import annotations
 
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from engine.control_requests import CONTROL_FILE, send
 from engine.run_store import RunStore
-
-
-@pytest.fixture
-def umask() -> Iterator[None]:
-    old = os.umask(0o002)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _modes(folder: Path) -> dict[str, int]:

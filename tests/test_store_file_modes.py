@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from engine.run_store import CONFIG, META, RunStore
 from lf_common.files import atomic_write_text, write_json
-
-
-@pytest.fixture
-def umask() -> Iterator[None]:
-    old = os.umask(0o002)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _mode(path: Path) -> int:
