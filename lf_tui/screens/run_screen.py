@@ -200,8 +200,8 @@ class RunScreen(Screen[None]):
         ended = self.has_class("ended")
         if action in self.LIVE_ONLY:
             return not ended
-        if action == "resume":
-            return ended and self.state.shown_status in ending.RESUMABLE
+        if action == "resume":  # offered only where it can work: an ended run with a complete checkpoint
+            return ended and self.state.shown_status in ending.RESUMABLE and self.run.latest_checkpoint() is not None
         if action in self.ENDED_ONLY:
             return ended
         return True
