@@ -18,15 +18,21 @@ from lf_tui.screens.runs_screen import RunsScreen
 from lf_tui.widgets.dialogs import ConfirmScreen
 from tests.test_snapshots import FIXTURE_RUNS
 from tests.test_snapshots_playground import ReplayedServing
-from tests.tui_helpers import wait_for
+from tests.tui_helpers import open_defaults_editor, wait_for
+
+
+def _servable_fixture_runs(tmp_path: Path) -> Path:
+    """The committed fixture runs, each with a weights/ folder so the Playground lists them."""
+    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
+    for run in (tmp_path / "runs").iterdir():
+        (run / "weights").mkdir()
+    return tmp_path / "runs"
 
 
 async def test_f1_over_a_modified_editor_asks_before_discarding(tmp_path: Path) -> None:
     app = LfTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        await open_defaults_editor(pilot, app)
         editor = app.screen
         area = editor.query_one("#config", TextArea)
         area.load_text(area.text.replace('"max_steps": -1', '"max_steps": 7'))
@@ -52,10 +58,7 @@ async def test_one_playground_however_it_is_opened(tmp_path: Path, monkeypatch: 
             super().start()
 
     monkeypatch.setattr(playground_screen, "SERVE_CLIENT", [Counted])
-    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
-    for run in (tmp_path / "runs").iterdir():
-        (run / "weights").mkdir()
-    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    app = LfTuiApp(runs_dir=_servable_fixture_runs(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, PlaygroundScreen) and app.screen.state.ready)
@@ -78,10 +81,7 @@ async def test_playground_marks_chosen_runs_with_a_check_not_only_a_colour(tmp_p
     from lf_tui.widgets.marked_list import CHOSEN
 
     monkeypatch.setattr(playground_screen, "SERVE_CLIENT", [ReplayedServing])
-    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
-    for run in (tmp_path / "runs").iterdir():
-        (run / "weights").mkdir()
-    app = LfTuiApp(runs_dir=tmp_path / "runs")
+    app = LfTuiApp(runs_dir=_servable_fixture_runs(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, PlaygroundScreen) and app.screen.targets_list.option_count == 3,

@@ -15,11 +15,10 @@ import lf_tui.app
 from lf_tui.app import LfTuiApp
 from lf_tui.messages import StartRequested
 from lf_tui.run_setup import config_for_quick_train
-from lf_tui.screens.editor_screen import EditorScreen
 from lf_tui.screens.methods_screen import MethodsScreen
 from lf_tui.screens.runs_screen import RunsScreen
 from tests.ended_fixtures import ended_run
-from tests.tui_helpers import wait_for
+from tests.tui_helpers import open_defaults_editor, wait_for
 
 
 def _messages(app: LfTuiApp) -> list[str]:
@@ -40,9 +39,7 @@ async def test_ctrl_r_checks_off_the_event_loop_and_a_refusal_keeps_the_buffer(t
     monkeypatch.setattr(lf_tui.app, "create_run", create_run)
     app = LfTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        await open_defaults_editor(pilot, app)
         editor = app.screen
         text = editor.query_one("#config", TextArea).text
         resolved, _ = config_for_quick_train("lora", "builtin:tiny-llama", max_steps=2)

@@ -23,6 +23,16 @@ def issues_text(app) -> str:
     return "\n".join(str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
 
 
+async def open_defaults_editor(pilot: Pilot, app) -> None:
+    """As a user: from the methods screen, Enter opens the first method's defaults in the editor."""
+    from lf_tui.screens.editor_screen import EditorScreen
+    from lf_tui.screens.methods_screen import MethodsScreen
+
+    await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+
+
 async def start_from_editor(pilot: Pilot, app, sections: dict, dataset: str) -> None:
     """As a user: Enter on the first method, edit its defaults (`sections` merged per section), pick the
     dataset, Ctrl+R; returns once the run view is up."""
@@ -30,13 +40,9 @@ async def start_from_editor(pilot: Pilot, app, sections: dict, dataset: str) -> 
 
     from textual.widgets import Input, TextArea
 
-    from lf_tui.screens.editor_screen import EditorScreen
-    from lf_tui.screens.methods_screen import MethodsScreen
     from lf_tui.screens.run_screen import RunScreen
 
-    await wait_for(pilot, lambda: isinstance(app.screen, MethodsScreen))
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+    await open_defaults_editor(pilot, app)
     area = app.screen.query_one("#config", TextArea)
     doc = json.loads(area.text)
     for section, values in sections.items():
